@@ -1,0 +1,61 @@
+// swift-tools-version:6.2
+// Chapar: a cluster of message relay nodes. No package dependencies by design:
+// only the toolchain, the system SQLite and OpenSSL, and our own C shims.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "Chapar",
+    products: [
+        .executable(name: "chapard", targets: ["chapard"]),
+        .executable(name: "chaparctl", targets: ["chaparctl"]),
+        .executable(name: "chapar-loadsim", targets: ["chapar-loadsim"]),
+        .library(name: "Client", targets: ["Client"]),
+    ],
+    targets: [
+        // C boundary: system libraries and Linux calls the Glibc module lacks.
+        .systemLibrary(
+            name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+        .target(
+            name: "CLinux", path: "Sources/CLinux",
+            cSettings: [.define("_GNU_SOURCE")]),
+
+        // Vocabulary and pure codecs: no I/O, no clocks, no threads.
+        .target(name: "ChaparCore", swiftSettings: strict),
+        .target(name: "Wire", dependencies: ["ChaparCore"], swiftSettings: strict),
+
+        // I/O layers: each sees the vocabulary, the pure modules and C, never each other.
+        .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite"], swiftSettings: strict),
+        .target(name: "Transport", dependencies: ["ChaparCore", "CLinux"], swiftSettings: strict),
+
+        // The shell that runs everything, and the client library.
+        .target(
+            name: "Node", dependencies: ["ChaparCore", "Wire", "Storage", "Transport"],
+            swiftSettings: strict),
+        .target(name: "Client", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),
+
+        // Executables.
+        .executableTarget(name: "chapard", dependencies: ["Node"], swiftSettings: strict),
+        .executableTarget(
+            name: "chaparctl", dependencies: ["Client"], path: "Tools/chaparctl",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "chapar-loadsim", dependencies: ["ChaparCore", "Wire", "Transport", "Client"],
+            path: "Tools/chapar-loadsim", swiftSettings: strict),
+
+        // Tests mirror the source modules; EndToEndTests drive real processes.
+        .testTarget(name: "ChaparCoreTests", dependencies: ["ChaparCore"], swiftSettings: strict),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
+        .testTarget(name: "TransportTests", dependencies: ["Transport"], swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["Client", "Wire", "Transport", "chapard", "chaparctl"],
+            swiftSettings: strict),
+    ]
+)

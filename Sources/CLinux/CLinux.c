@@ -1,0 +1,72 @@
+#include "CLinux.h"
+#include <errno.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <pthread.h>
+
+const uint32_t CLINUX_EPOLLIN = EPOLLIN;
+const uint32_t CLINUX_EPOLLOUT = EPOLLOUT;
+const uint32_t CLINUX_EPOLLERR = EPOLLERR;
+const uint32_t CLINUX_EPOLLHUP = EPOLLHUP;
+const uint32_t CLINUX_EPOLLRDHUP = EPOLLRDHUP;
+
+int clinux_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+static int control(int epfd, int op, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = token;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int clinux_epoll_add(int epfd, int fd, uint32_t events, uint64_t token) {
+    return control(epfd, EPOLL_CTL_ADD, fd, events, token);
+}
+
+int clinux_epoll_modify(int epfd, int fd, uint32_t events, uint64_t token) {
+    return control(epfd, EPOLL_CTL_MOD, fd, events, token);
+}
+
+int clinux_epoll_remove(int epfd, int fd) {
+    struct epoll_event ev = {0};
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
+}
+
+int clinux_epoll_wait(int epfd, clinux_event *out, int max, int timeout_ms) {
+    struct epoll_event buffer[256];
+    if (max > 256) max = 256;
+    int n = epoll_wait(epfd, buffer, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        out[i].events = buffer[i].events;
+        out[i].token = buffer[i].data.u64;
+    }
+    return n;
+}
+
+int clinux_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int clinux_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t n = write(fd, &one, sizeof one);
+    // EAGAIN means the counter is saturated: the loop is already due to wake.
+    return (n == sizeof one || errno == EAGAIN) ? 0 : -1;
+}
+
+int clinux_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t n = read(fd, &value, sizeof value);
+    return (n == sizeof value || errno == EAGAIN) ? 0 : -1;
+}
+
+int clinux_accept(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int clinux_socket_tcp(int family, int nonblocking) {
+    int type = SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+    return socket(family, type, 0);
+}
+
+void clinux_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }

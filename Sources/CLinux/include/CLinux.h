@@ -1,0 +1,40 @@
+#ifndef CHAPAR_CLINUX_H
+#define CHAPAR_CLINUX_H
+// Linux calls that Swift's Glibc module does not import (epoll, eventfd, accept4),
+// behind plain C types: struct epoll_event is packed on x86_64 and imports badly.
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+typedef struct {
+    uint32_t events;
+    uint64_t token;
+} clinux_event;
+
+extern const uint32_t CLINUX_EPOLLIN;
+extern const uint32_t CLINUX_EPOLLOUT;
+extern const uint32_t CLINUX_EPOLLERR;
+extern const uint32_t CLINUX_EPOLLHUP;
+extern const uint32_t CLINUX_EPOLLRDHUP;
+
+int clinux_epoll_create(void);
+int clinux_epoll_add(int epfd, int fd, uint32_t events, uint64_t token);
+int clinux_epoll_modify(int epfd, int fd, uint32_t events, uint64_t token);
+int clinux_epoll_remove(int epfd, int fd);
+/// Waits like epoll_wait and copies results into `out`; returns the count or -1 with errno.
+int clinux_epoll_wait(int epfd, clinux_event *out, int max, int timeout_ms);
+
+/// A non-blocking, close-on-exec eventfd used to wake a loop from another thread.
+int clinux_eventfd(void);
+int clinux_eventfd_signal(int fd);
+int clinux_eventfd_drain(int fd);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int clinux_accept(int fd, struct sockaddr *addr, socklen_t *len);
+/// socket() with SOCK_NONBLOCK | SOCK_CLOEXEC when nonblocking != 0, else SOCK_CLOEXEC.
+int clinux_socket_tcp(int family, int nonblocking);
+
+/// Names the calling thread (first 15 bytes), for top and debuggers.
+void clinux_set_thread_name(const char *name);
+
+#endif

@@ -1,0 +1,142 @@
+import Storage
+import Synchronization
+import Transport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A single relay node: event loops serving the client protocol, a group committer
+/// storing channel logs, and the feeds that fan committed messages out.
+///
+/// Threads: one per event loop (`chapar-loop-N`) and one group committer
+/// (`chapar-commit`). The committer's thread reports commits through per-loop
+/// mailboxes; it never touches a connection.
+public final class RelayNode: Sendable {
+    public let config: NodeConfig
+    public let address: SocketAddress
+    private let shared: NodeShared
+    private let group: EventLoopGroup
+    private let contexts: [LoopContextBox]
+    private let listener: ListenerBox
+    private let committerThread: OSThread
+
+    public init(config: NodeConfig, logger: Logger) throws {
+        try config.validate()
+        self.config = config
+        let directory = try DataDirectory(path: config.data)
+        let feeds = FeedRegistry(cacheBytesMax: config.tailCacheBytesPerChannel)
+        let loopCount = config.loops > 0 ? config.loops : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let group = try EventLoopGroup(count: loopCount, name: "chapar-loop")
+        let mailboxes = MailboxTable()
+        let committer = try GroupCommitter<PublishTicket>(
+            directory: directory, durability: config.durability, retention: config.retention,
+            clock: { WallClock.nowMs() },
+            onCommit: { report in Self.fanOut(report, feeds: feeds, mailboxes: mailboxes) },
+            onRetentionError: { error in logger.error("retention failed", ["error": error.description]) })
+        let recovered = committer.channelBounds()
+        logger.info("store opened", [
+            "data": config.data, "channels": "\(recovered.count)", "durability": config.durability.rawValue,
+            "messages": "\(recovered.values.reduce(0) { $0 + ($1.head + 1 - $1.earliest) })",
+        ])
+        let shared = NodeShared(config: config, logger: logger, directory: directory, feeds: feeds, committer: committer)
+        var contexts: [LoopContextBox] = []
+        for loop in group.loops {
+            let box = group.sync(on: loop.index) { () -> Result<LoopContextBox, StorageError> in
+                do throws(StorageError) { return .success(LoopContextBox(try LoopContext(loop: loop, shared: shared))) }
+                catch { return .failure(error) }
+            }
+            contexts.append(try box.get())
+        }
+        mailboxes.install(contexts.map { box in
+            LoopMailbox(loop: box.context.loop) { outcomes, feeds in box.context.deliver(outcomes, feeds) }
+        })
+        let listenAddress = try SocketAddress(parsing: config.listen)
+        let loopContexts = contexts
+        let listenerResult = group.sync(on: 0) { () -> Result<ListenerBox, SystemError> in
+            var next = 0
+            do throws(SystemError) {
+                let listener = try TCPListener(address: listenAddress, loop: group.loops[0]) { fd, peer in
+                    // Round-robin: each connection belongs to one loop for its whole life.
+                    let target = loopContexts[next % loopContexts.count]
+                    next += 1
+                    if !target.context.loop.execute({ target.context.adopt(fd: fd, peer: peer) }) { close(fd) }
+                }
+                return .success(ListenerBox(listener))
+            } catch { return .failure(error) }
+        }
+        listener = try listenerResult.get()
+        address = listener.listener.address
+        committerThread = OSThread(name: "chapar-commit") { committer.run() }
+        self.shared = shared
+        self.group = group
+        self.contexts = contexts
+        logger.info("listening", ["addr": address.description, "node": config.nodeId, "loops": "\(loopCount)"])
+    }
+
+    /// Runs on the committer thread after each transaction: encode each channel's new
+    /// records once, hand them to the feeds, and post acknowledgements to their loops.
+    private static func fanOut(_ report: CommitReport<PublishTicket>, feeds: FeedRegistry, mailboxes: MailboxTable) {
+        var notify: [Int: [ChannelFeed]] = [:]
+        for append in report.appended {
+            guard let feed = feeds.lookup(append.channel) else { continue }
+            var mask = feed.append(EncodedChunk(channel: append.channel, records: append.records))
+            while mask != 0 {
+                let loop = mask.trailingZeroBitCount
+                mask &= mask - 1
+                notify[loop, default: []].append(feed)
+            }
+        }
+        var outcomes: [Int: [(PublishTicket, AppendOutcome)]] = [:]
+        for (ticket, outcome) in report.outcomes { outcomes[ticket.loop, default: []].append((ticket, outcome)) }
+        for loop in Set(notify.keys).union(outcomes.keys) {
+            let mailbox = mailboxes[loop]
+            let loopFeeds = notify[loop] ?? []
+            mailbox.post(outcomes: outcomes[loop] ?? [], feed: loopFeeds.first)
+            for feed in loopFeeds.dropFirst() { mailbox.post(feed: feed) }
+        }
+    }
+
+    /// Stops gracefully: stop accepting and reading, commit and acknowledge everything
+    /// already received, say goodbye to every client, then stop the threads.
+    public func shutdown() {
+        shared.logger.info("shutting down")
+        group.sync(on: 0) { [listener] in listener.listener.close() }
+        for box in contexts { group.sync(on: box.context.loop.index) { box.context.quiesce() } }
+        shared.committer.stop()
+        committerThread.join()
+        for box in contexts {
+            // The mailbox job posted by the last commit runs before this one.
+            group.sync(on: box.context.loop.index) { box.context.closeAll() }
+        }
+        let deadline = MonotonicClock.nowMs() + 3000
+        for box in contexts {
+            while MonotonicClock.nowMs() < deadline && group.sync(on: box.context.loop.index, { box.context.sessionCount }) > 0 {
+                usleep(10_000)
+            }
+        }
+        group.shutdown()
+        shared.logger.info("stopped")
+    }
+}
+
+/// Holds a loop's context so closures can carry it across threads; the context itself
+/// is only ever used on its loop.
+final class LoopContextBox: @unchecked Sendable {  // context guarded by: its loop thread
+    let context: LoopContext
+    init(_ context: LoopContext) { self.context = context }
+}
+
+final class ListenerBox: @unchecked Sendable {  // listener guarded by: loop 0's thread
+    let listener: TCPListener
+    init(_ listener: TCPListener) { self.listener = listener }
+}
+
+/// Mailboxes by loop index, installed once the loops exist (the committer's callback
+/// is created before them).
+final class MailboxTable: Sendable {
+    private let boxes = Mutex<[LoopMailbox]>([])
+
+    func install(_ mailboxes: [LoopMailbox]) { boxes.withLock { $0 = mailboxes } }
+
+    subscript(loop: Int) -> LoopMailbox { boxes.withLock { $0[loop] } }
+}

@@ -1,0 +1,36 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A node's data directory, locked for the life of the process so that two nodes can
+/// never write the same logs. The lock is an `flock` on `DIR/LOCK`, released by the
+/// kernel when the process dies, so a `kill -9` never leaves a stale lock.
+public final class DataDirectory: Sendable {
+    public let path: String
+    private let lockFd: Int32
+
+    public var databasePath: String { path + "/" + Schema.fileName }
+
+    public init(path: String) throws(StorageError) {
+        self.path = path
+        if mkdir(path, 0o750) != 0 && errno != EEXIST {
+            throw .sqlite(call: "mkdir(\(path))", code: errno, message: String(cString: strerror(errno)))
+        }
+        let fd = open(path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        if fd < 0 {
+            throw .sqlite(call: "open(\(path)/LOCK)", code: errno, message: String(cString: strerror(errno)))
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            throw .sqlite(call: "flock(\(path)/LOCK)", code: errno, message: "another process holds this data directory")
+        }
+        lockFd = fd
+    }
+
+    /// A new reader on this directory's store.
+    public func makeReader() throws(StorageError) -> LogReader {
+        try LogReader(path: databasePath)
+    }
+
+    deinit { close(lockFd) }
+}

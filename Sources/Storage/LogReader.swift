@@ -1,0 +1,66 @@
+import ChaparCore
+
+/// Reads channel history on its own SQLite connection, verifying every record's checksum.
+///
+/// WAL mode lets it read while the group committer writes. It caches channel row ids,
+/// which never change once assigned.
+public final class LogReader: @unchecked Sendable {  // guarded by: the one thread that uses it
+    private let db: Database
+    private let selectChannel: Statement
+    private let selectRange: Statement
+    private var channelIds: [String: Int64] = [:]
+
+    init(path: String) throws(StorageError) {
+        db = try Database(path: path, readOnly: true)
+        selectChannel = try db.prepare("SELECT id, head, earliest FROM channels WHERE name=?1")
+        selectRange = try db.prepare(
+            "SELECT offset, ts, crc, payload FROM messages WHERE channel=?1 AND offset>=?2 ORDER BY offset LIMIT ?3")
+    }
+
+    /// The channel's retained range, or `.empty` for a channel never written.
+    public func bounds(_ channel: String) throws(StorageError) -> ChannelBounds {
+        try lookup(channel)?.bounds ?? .empty
+    }
+
+    private func lookup(_ channel: String) throws(StorageError) -> (id: Int64, bounds: ChannelBounds)? {
+        defer { selectChannel.reset() }
+        selectChannel.bind(1, Array(channel.utf8))
+        guard try selectChannel.step() else { return nil }
+        let id = selectChannel.int64(0)
+        channelIds[channel] = id
+        return (id, ChannelBounds(earliest: UInt64(selectChannel.int64(2)), head: UInt64(selectChannel.int64(1))))
+    }
+
+    /// Up to `maxMessages` records from `from` on (or from the earliest retained, if later),
+    /// stopping before `maxBytes` of payload except that the first record always comes.
+    public func read(_ channel: String, from: UInt64, maxMessages: Int, maxBytes: Int) throws(StorageError)
+        -> [StoredRecord]
+    {
+        guard maxMessages > 0 else { return [] }
+        var known = channelIds[channel]
+        if known == nil { known = try lookup(channel)?.id }
+        guard let id = known else { return [] }
+        defer { selectRange.reset() }
+        selectRange.bind(1, id)
+        selectRange.bind(2, Int64(clamping: from))
+        selectRange.bind(3, Int64(maxMessages))
+        var records: [StoredRecord] = []
+        var bytes = 0
+        var expected: UInt64?
+        while try selectRange.step() {
+            let offset = UInt64(selectRange.int64(0))
+            let timestamp = selectRange.int64(1)
+            let crc = UInt32(truncatingIfNeeded: selectRange.int64(2))
+            let payload = selectRange.blob(3)
+            if !records.isEmpty && bytes + payload.count > maxBytes { break }
+            let actual = RecordChecksum.compute(channelId: id, offset: offset, timestamp: timestamp, payload: payload)
+            guard actual == crc else { throw .corruptRecord(channel: channel, offset: offset) }
+            // Offsets are dense: a hole inside the retained range is corruption, not history.
+            if let expected, offset != expected { throw .corruptRecord(channel: channel, offset: expected) }
+            expected = offset + 1
+            records.append(StoredRecord(offset: offset, timestamp: timestamp, payload: Array(payload)))
+            bytes += payload.count
+        }
+        return records
+    }
+}

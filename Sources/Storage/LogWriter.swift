@@ -1,0 +1,197 @@
+import ChaparCore
+
+/// Appends batches of publishes in one transaction each and keeps every channel's
+/// head in memory. Used only on the group committer's thread.
+final class LogWriter {
+    struct ChannelState {
+        var id: Int64
+        var head: UInt64
+        var earliest: UInt64
+        var bytes: Int64
+        var lastTimestamp: Int64
+        var isNew: Bool
+    }
+
+    struct ProducerKey: Hashable {
+        var channelId: Int64
+        var producer: UInt64
+    }
+
+    struct ProducerState {
+        var sequence: UInt64
+        var offset: UInt64
+    }
+
+    let db: Database
+    var channels: [String: ChannelState] = [:]
+    private var producers: [ProducerKey: ProducerState] = [:]
+    private var nextChannelId: Int64 = 1
+
+    private let insertMessage: Statement
+    private let insertChannel: Statement
+    private let updateChannel: Statement
+    private let selectProducer: Statement
+    private let upsertProducer: Statement
+    private let begin: Statement
+    private let commit: Statement
+    private let rollback: Statement
+
+    init(db: Database) throws(StorageError) {
+        self.db = db
+        insertMessage = try db.prepare("INSERT INTO messages(channel, offset, ts, crc, payload) VALUES(?1, ?2, ?3, ?4, ?5)")
+        insertChannel = try db.prepare(
+            "INSERT INTO channels(id, name, head, earliest, bytes, last_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
+        updateChannel = try db.prepare("UPDATE channels SET head=?2, earliest=?3, bytes=?4, last_ts=?5 WHERE id=?1")
+        selectProducer = try db.prepare("SELECT sequence, offset FROM producers WHERE channel=?1 AND producer=?2")
+        upsertProducer = try db.prepare("""
+            INSERT INTO producers(channel, producer, sequence, offset, updated_ts) VALUES(?1, ?2, ?3, ?4, ?5)
+            ON CONFLICT(channel, producer) DO UPDATE SET sequence=?3, offset=?4, updated_ts=?5
+            """)
+        begin = try db.prepare("BEGIN IMMEDIATE")
+        commit = try db.prepare("COMMIT")
+        rollback = try db.prepare("ROLLBACK")
+        try load()
+    }
+
+    private func load() throws(StorageError) {
+        let statement = try db.prepare("SELECT id, name, head, earliest, bytes, last_ts FROM channels")
+        while try statement.step() {
+            let id = statement.int64(0)
+            let name = String(decoding: statement.blob(1), as: UTF8.self)
+            let head = UInt64(statement.int64(2))
+            let earliest = UInt64(statement.int64(3))
+            precondition(earliest >= 1 && earliest <= head + 1, "stored bounds of '\(name)' are inconsistent")
+            channels[name] = ChannelState(
+                id: id, head: head, earliest: earliest, bytes: statement.int64(4),
+                lastTimestamp: statement.int64(5), isNew: false)
+            nextChannelId = max(nextChannelId, id + 1)
+        }
+    }
+
+    /// Stores `inputs` in one transaction. Outcomes line up with inputs. On failure the
+    /// transaction is rolled back, every stored-looking outcome becomes `.failed`, and the
+    /// in-memory state is left as before the call.
+    func append(_ inputs: [AppendInput], now: Int64) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
+        var staged: [String: ChannelState] = [:]
+        var stagedProducers: [ProducerKey: ProducerState] = [:]
+        var outcomes: [AppendOutcome] = []
+        outcomes.reserveCapacity(inputs.count)
+        var appended: [String: [StoredRecord]] = [:]
+        var order: [String] = []
+        do throws(StorageError) {
+            try begin.run()
+            for input in inputs {
+                var state = staged[input.channel] ?? channels[input.channel] ?? newChannel()
+                let key = ProducerKey(channelId: state.id, producer: input.producer?.id ?? 0)
+                if let stamp = input.producer {
+                    var known = stagedProducers[key] ?? producers[key]
+                    if known == nil { known = try storedProducer(key) }
+                    if let known, stamp.sequence <= known.sequence {
+                        outcomes.append(.duplicate(offset: stamp.sequence == known.sequence ? known.offset : 0))
+                        continue
+                    }
+                    if let known, stamp.sequence > known.sequence + 1 {
+                        outcomes.append(.sequenceGap(expected: known.sequence + 1))
+                        continue
+                    }
+                }
+                let offset = state.head + 1
+                let timestamp = max(now, state.lastTimestamp)
+                let crc = input.payload.withUnsafeBytes {
+                    RecordChecksum.compute(channelId: state.id, offset: offset, timestamp: timestamp, payload: $0)
+                }
+                insertMessage.bind(1, state.id)
+                insertMessage.bind(2, Int64(offset))
+                insertMessage.bind(3, timestamp)
+                insertMessage.bind(4, Int64(crc))
+                insertMessage.bind(5, input.payload)
+                try insertMessage.run()
+                state.head = offset
+                state.bytes += Int64(input.payload.count)
+                state.lastTimestamp = timestamp
+                if staged[input.channel] == nil { order.append(input.channel) }
+                staged[input.channel] = state
+                if let stamp = input.producer {
+                    stagedProducers[key] = ProducerState(sequence: stamp.sequence, offset: offset)
+                }
+                appended[input.channel, default: []].append(
+                    StoredRecord(offset: offset, timestamp: timestamp, payload: input.payload))
+                outcomes.append(.stored(offset: offset, timestamp: timestamp))
+            }
+            for name in order {
+                try save(name: name, staged[name]!)
+            }
+            for (key, state) in stagedProducers {
+                upsertProducer.bind(1, key.channelId)
+                upsertProducer.bind(2, Int64(bitPattern: key.producer))
+                upsertProducer.bind(3, Int64(bitPattern: state.sequence))
+                upsertProducer.bind(4, Int64(state.offset))
+                upsertProducer.bind(5, now)
+                try upsertProducer.run()
+            }
+            try commit.run()
+        } catch {
+            try? rollback.run()
+            let failed = inputs.map { _ in AppendOutcome.failed(error) }
+            return (failed, [])
+        }
+        for (name, var state) in staged {
+            state.isNew = false
+            channels[name] = state
+            nextChannelId = max(nextChannelId, state.id + 1)
+        }
+        producers.merge(stagedProducers) { $1 }
+        return (outcomes, order.map { ChannelAppend(channel: $0, records: appended[$0]!) })
+    }
+
+    private func newChannel() -> ChannelState {
+        defer { nextChannelId += 1 }
+        return ChannelState(id: nextChannelId, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
+    }
+
+    private func save(name: String, _ state: ChannelState) throws(StorageError) {
+        precondition(state.earliest >= 1 && state.earliest <= state.head + 1)
+        if state.isNew {
+            insertChannel.bind(1, state.id)
+            insertChannel.bind(2, Array(name.utf8))
+            insertChannel.bind(3, Int64(state.head))
+            insertChannel.bind(4, Int64(state.earliest))
+            insertChannel.bind(5, state.bytes)
+            insertChannel.bind(6, state.lastTimestamp)
+            try insertChannel.run()
+        } else {
+            updateChannel.bind(1, state.id)
+            updateChannel.bind(2, Int64(state.head))
+            updateChannel.bind(3, Int64(state.earliest))
+            updateChannel.bind(4, state.bytes)
+            updateChannel.bind(5, state.lastTimestamp)
+            try updateChannel.run()
+        }
+    }
+
+    private func storedProducer(_ key: ProducerKey) throws(StorageError) -> ProducerState? {
+        defer { selectProducer.reset() }
+        selectProducer.bind(1, key.channelId)
+        selectProducer.bind(2, Int64(bitPattern: key.producer))
+        guard try selectProducer.step() else { return nil }
+        let state = ProducerState(
+            sequence: UInt64(bitPattern: selectProducer.int64(0)), offset: UInt64(selectProducer.int64(1)))
+        producers[key] = state
+        return state
+    }
+
+    /// Records new bounds after retention removed records (called by `Retention`).
+    func retired(name: String, earliest: UInt64, bytesRemoved: Int64) throws(StorageError) {
+        guard var state = channels[name] else { return }
+        state.earliest = earliest
+        state.bytes -= bytesRemoved
+        try save(name: name, state)
+        channels[name] = state
+    }
+
+    /// Forgets cached producer state for producers idle since `before` (the rows go too).
+    func expireProducers(before: Int64) throws(StorageError) {
+        try db.execute("DELETE FROM producers WHERE updated_ts < \(before)")
+        producers.removeAll(keepingCapacity: true)
+    }
+}

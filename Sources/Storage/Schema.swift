@@ -1,0 +1,47 @@
+/// The store's tables. `user_version` records the layout; a mismatch refuses to open.
+enum Schema {
+    static let version: Int32 = 1
+    static let fileName = "chapar.db"
+
+    static let create = """
+        CREATE TABLE IF NOT EXISTS channels(
+            id INTEGER PRIMARY KEY,
+            name BLOB NOT NULL UNIQUE,
+            head INTEGER NOT NULL,
+            earliest INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            last_ts INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS messages(
+            channel INTEGER NOT NULL,
+            offset INTEGER NOT NULL,
+            ts INTEGER NOT NULL,
+            crc INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            PRIMARY KEY(channel, offset)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS producers(
+            channel INTEGER NOT NULL,
+            producer INTEGER NOT NULL,
+            sequence INTEGER NOT NULL,
+            offset INTEGER NOT NULL,
+            updated_ts INTEGER NOT NULL,
+            PRIMARY KEY(channel, producer)) WITHOUT ROWID;
+        """
+
+    /// Opens the writing connection, creating or checking the schema.
+    static func openWriter(path: String, durability: Durability) throws(StorageError) -> Database {
+        let db = try Database(path: path, readOnly: false)
+        _ = try db.scalarText("PRAGMA journal_mode=WAL")
+        try db.execute("PRAGMA synchronous=\(durability == .fsync ? "FULL" : "NORMAL")")
+        // Larger checkpoints amortise the database-file fsync over more commits.
+        try db.execute("PRAGMA wal_autocheckpoint=4096")
+        try db.execute("PRAGMA journal_size_limit=\(64 << 20)")
+        let found = Int32(try db.scalarText("PRAGMA user_version") ?? "0") ?? 0
+        if found == 0 {
+            try db.execute(create)
+            try db.execute("PRAGMA user_version=\(version)")
+        } else if found != version {
+            throw .incompatibleSchema(found: found, expected: version)
+        }
+        return db
+    }
+}

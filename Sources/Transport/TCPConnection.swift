@@ -1,0 +1,240 @@
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a connection tells its owner. All calls come on the connection's loop thread.
+public protocol ConnectionDelegate: AnyObject {
+    /// Bytes arrived. They are valid only during the call (they sit in the loop's buffer).
+    func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer)
+    /// Outbound bytes fell below the threshold set with `notifyWhenOutboundBelow`.
+    func connectionWritable(_ connection: TCPConnection)
+    /// The connection is closed; `error` is nil for an orderly close by either side.
+    func connectionClosed(_ connection: TCPConnection, error: SystemError?)
+}
+
+/// A non-blocking TCP stream owned by one event loop.
+///
+/// Output is queued (small frames are coalesced; shared buffers are referenced, not
+/// copied) and written with one `sendmsg` gather per loop turn. Reading stops while the
+/// owner pauses it, which is how back-pressure reaches the peer: its TCP window fills.
+/// A TLS stream would take this type's place behind the same delegate protocol.
+public final class TCPConnection: IOHandler, FlushTarget {
+    // Every stored property is guarded by: loop thread.
+    public let loop: EventLoop
+    public let peer: SocketAddress?
+    public var delegate: ConnectionDelegate?
+    private var fd: Int32
+    private var token: UInt64 = 0
+    private var queue: [OutboundSlice] = []
+    private var queueHead = 0
+    private var small: [UInt8] = []
+    public private(set) var outboundBytes = 0
+    private var writableThreshold: Int?
+    private var flushScheduled = false
+    private var readingPaused = false
+    private var writeArmed = false
+    private var closeWhenFlushed = false
+    public private(set) var isClosed = false
+
+    /// Largest single gather write; the rest waits for the next writable turn.
+    static let flushBytesMax = 4 << 20
+
+    /// Adopts a connected, non-blocking socket. Call on `loop`'s thread.
+    public init(fd: Int32, loop: EventLoop, peer: SocketAddress?) throws(SystemError) {
+        loop.assertInLoop()
+        self.fd = fd
+        self.loop = loop
+        self.peer = peer
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        token = try loop.register(fd: fd, events: interest, handler: self)
+    }
+
+    private var interest: UInt32 {
+        (readingPaused || closeWhenFlushed ? 0 : CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP) | (writeArmed ? CLINUX_EPOLLOUT : 0)
+    }
+
+    private func updateInterest() {
+        guard !isClosed else { return }
+        do { try loop.modify(fd: fd, token: token, events: interest) } catch { close(error: error) }
+    }
+
+    // MARK: Output
+
+    /// Queues bytes; consecutive small sends are coalesced into one buffer.
+    public func send(_ bytes: [UInt8]) {
+        guard !isClosed, !closeWhenFlushed else { return }
+        small.append(contentsOf: bytes)
+        outboundBytes += bytes.count
+        scheduleFlush()
+    }
+
+    /// Queues a range of a shared buffer without copying it.
+    public func send(_ slice: OutboundSlice) {
+        guard !isClosed, !closeWhenFlushed, slice.count > 0 else { return }
+        sealSmall()
+        queue.append(slice)
+        outboundBytes += slice.count
+        scheduleFlush()
+    }
+
+    /// Calls `delegate.connectionWritable` once outbound bytes drop below `bytes`.
+    public func notifyWhenOutboundBelow(_ bytes: Int) {
+        writableThreshold = bytes
+    }
+
+    private func sealSmall() {
+        guard !small.isEmpty else { return }
+        queue.append(OutboundSlice(SharedBytes(small)))
+        small.removeAll(keepingCapacity: small.capacity <= 4096)
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.needsFlush(self)
+    }
+
+    func flush() {
+        flushScheduled = false
+        guard !isClosed else { return }
+        sealSmall()
+        var budget = Self.flushBytesMax
+        while queueHead < queue.count && budget > 0 {
+            let iovecs = loop.iovecs
+            var count = 0
+            var total = 0
+            var index = queueHead
+            while index < queue.count && count < iovecs.count && total < budget {
+                let slice = queue[index]
+                iovecs[count] = iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: slice.bytes.base + slice.start), iov_len: slice.count)
+                total += slice.count
+                count += 1
+                index += 1
+            }
+            var header = msghdr()
+            header.msg_iov = iovecs.baseAddress
+            header.msg_iovlen = count
+            let written = sendmsg(fd, &header, Int32(MSG_NOSIGNAL))
+            if written < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                if errno == EINTR { continue }
+                close(error: .last("sendmsg"))
+                return
+            }
+            consume(written)
+            budget -= written
+            if written < total { break }
+        }
+        if queueHead == queue.count {
+            queue.removeAll(keepingCapacity: queue.capacity <= 64)
+            queueHead = 0
+        } else if queueHead > 1024 {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        let pending = queueHead < queue.count
+        if pending != writeArmed {
+            writeArmed = pending
+            updateInterest()
+        }
+        if !pending && closeWhenFlushed {
+            close(error: nil)
+            return
+        }
+        if let threshold = writableThreshold, outboundBytes < threshold {
+            writableThreshold = nil
+            delegate?.connectionWritable(self)
+        }
+    }
+
+    private func consume(_ written: Int) {
+        var remaining = written
+        outboundBytes -= written
+        while remaining > 0 {
+            let count = queue[queueHead].count
+            if remaining >= count {
+                remaining -= count
+                queueHead += 1
+            } else {
+                queue[queueHead].start += remaining
+                remaining = 0
+            }
+        }
+    }
+
+    // MARK: Input
+
+    public func pauseReading() {
+        guard !readingPaused else { return }
+        readingPaused = true
+        updateInterest()
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        updateInterest()
+    }
+
+    public var isReadingPaused: Bool { readingPaused }
+
+    public func handle(events: UInt32) {
+        if events & CLINUX_EPOLLOUT != 0 { flush() }
+        guard !isClosed else { return }
+        if events & (CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP | CLINUX_EPOLLHUP | CLINUX_EPOLLERR) != 0 && !readingPaused
+            && !closeWhenFlushed
+        {
+            readOnce()
+        } else if events & (CLINUX_EPOLLHUP | CLINUX_EPOLLERR) != 0 {
+            close(error: events & CLINUX_EPOLLERR != 0 ? socketError() : nil)
+        }
+    }
+
+    private func readOnce() {
+        let buffer = loop.receiveBuffer
+        let count = read(fd, buffer.baseAddress, buffer.count)
+        if count > 0 {
+            delegate?.connection(self, received: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        } else if count == 0 {
+            close(error: nil)
+        } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+            close(error: .last("read"))
+        }
+    }
+
+    private func socketError() -> SystemError {
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
+        return SystemError(call: "socket", errno: code)
+    }
+
+    // MARK: Closing
+
+    /// Stops reading, writes what is queued (bounded by `graceMs`), then closes.
+    public func closeAfterFlush(graceMs: Int64 = 2000) {
+        guard !isClosed, !closeWhenFlushed else { return }
+        closeWhenFlushed = true
+        updateInterest()
+        scheduleFlush()
+        loop.schedule(afterMs: graceMs) { [weak self] in self?.close(error: nil) }
+    }
+
+    /// Closes at once, dropping queued output, and tells the delegate.
+    public func close(error: SystemError? = nil) {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.deregister(fd: fd, token: token)
+        Glibc.close(fd)
+        fd = -1
+        queue = []
+        small = []
+        outboundBytes = 0
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.connectionClosed(self, error: error)
+    }
+}

@@ -1,0 +1,128 @@
+import ChaparCore
+
+/// Encodes frames into their exact wire bytes (docs/PROTOCOL.md, "Frames").
+///
+/// Layout: `length:u32 | type:u8 | correlation:u32 | body`, where `length` counts
+/// every byte after itself. Callers MUST pass values that already satisfy the limits
+/// (validated channel names, payloads within `Limits.payloadBytesMax`).
+public enum FrameEncoder {
+    /// Bytes before the body: length, type and correlation.
+    public static let headerBytes = 9
+
+    public static func encode(_ envelope: Envelope) -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 + payloadCount(envelope.frame))
+        encode(envelope, into: &writer)
+        return writer.finish()
+    }
+
+    public static func encode(_ envelope: Envelope, into writer: inout ByteWriter) {
+        let start = beginFrame(envelope.frame.type, correlation: envelope.correlation, into: &writer)
+        writeBody(envelope.frame, into: &writer)
+        endFrame(start: start, into: &writer)
+    }
+
+    /// Appends one MESSAGE frame. The node builds a committed batch's frames once with
+    /// this and shares the bytes among every subscriber.
+    public static func encodeMessage(
+        channel: [UInt8], offset: UInt64, timestamp: Int64, payload: UnsafeRawBufferPointer,
+        into writer: inout ByteWriter
+    ) {
+        let start = beginFrame(.message, correlation: 0, into: &writer)
+        writer.writeShortBytes(channel)
+        writer.write(offset)
+        writer.write(timestamp)
+        writer.writeLongBytes(payload)
+        endFrame(start: start, into: &writer)
+    }
+
+    static func beginFrame(_ type: FrameType, correlation: UInt32, into writer: inout ByteWriter) -> Int {
+        let start = writer.count
+        writer.write(UInt32(0))  // patched by endFrame
+        writer.write(type.rawValue)
+        writer.write(correlation)
+        return start
+    }
+
+    static func endFrame(start: Int, into writer: inout ByteWriter) {
+        let length = writer.count - start - 4
+        precondition(length <= Limits.frameBytesMax, "encoded frame exceeds frameBytesMax")
+        writer.patch(UInt32(length), at: start)
+    }
+
+    private static func payloadCount(_ frame: Frame) -> Int {
+        switch frame {
+        case .publish(let p): p.payload.count
+        case .message(let m): m.payload.count
+        case .batch(let b): b.records.reduce(0) { $0 + $1.payload.count + 20 }
+        default: 0
+        }
+    }
+
+    private static func writeBody(_ frame: Frame, into w: inout ByteWriter) {
+        switch frame {
+        case .hello(let h):
+            w.write(h.version)
+            w.writeShortBytes(Array(h.clientName.utf8))
+            w.writeMediumBytes(h.token ?? [])
+        case .welcome(let m):
+            w.write(m.version)
+            w.writeShortBytes(Array(m.serverId.utf8))
+            w.write(m.frameBytesMax)
+            w.write(m.payloadBytesMax)
+            w.write(m.channelBytesMax)
+            w.write(m.inflightPublishesMax)
+        case .publish(let p):
+            w.writeShortBytes(Array(p.channel.utf8))
+            if let producer = p.producer {
+                w.write(UInt8(1))
+                w.write(producer.id)
+                w.write(producer.sequence)
+            } else {
+                w.write(UInt8(0))
+            }
+            w.writeLongBytes(p.payload)
+        case .ack(let a):
+            w.writeShortBytes(Array(a.channel.utf8))
+            w.write(a.offset)
+            w.write(UInt8(a.duplicate ? 1 : 0))
+        case .subscribe(let s):
+            w.writeShortBytes(Array(s.channel.utf8))
+            switch s.from {
+            case .earliest: w.write(UInt8(0)); w.write(UInt64(0))
+            case .latest: w.write(UInt8(1)); w.write(UInt64(0))
+            case .offset(let offset): w.write(UInt8(2)); w.write(offset)
+            }
+        case .subscribed(let s):
+            w.writeShortBytes(Array(s.channel.utf8))
+            w.write(s.nextOffset)
+            w.write(s.head)
+        case .unsubscribe(let channel), .unsubscribed(let channel):
+            w.writeShortBytes(Array(channel.utf8))
+        case .message(let m):
+            w.writeShortBytes(Array(m.channel.utf8))
+            w.write(m.offset)
+            w.write(m.timestamp)
+            w.writeLongBytes(m.payload)
+        case .fetch(let f):
+            w.writeShortBytes(Array(f.channel.utf8))
+            w.write(f.from)
+            w.write(f.maxMessages)
+            w.write(f.maxBytes)
+        case .batch(let b):
+            w.writeShortBytes(Array(b.channel.utf8))
+            w.write(b.earliest)
+            w.write(b.head)
+            w.write(UInt32(b.records.count))
+            for record in b.records {
+                w.write(record.offset)
+                w.write(record.timestamp)
+                w.writeLongBytes(record.payload)
+            }
+        case .ping(let nonce), .pong(let nonce):
+            w.write(nonce)
+        case .error(let e):
+            w.write(e.code)
+            w.writeMediumBytes(Array(e.message.utf8.prefix(Limits.errorTextBytesMax)))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import ChaparCore
+
+/// Splits a byte stream into frames, keeping at most one partial frame between reads.
+///
+/// Complete frames are decoded straight from the caller's buffer; only a frame cut
+/// by the end of a read is copied, so an idle connection holds no buffer at all.
+/// A frame's length is checked as soon as its 4 bytes arrive: an oversized frame is
+/// refused before its body is read.
+public struct FrameReader: Sendable {
+    /// The start of a frame that has not fully arrived. Never larger than one frame.
+    private var pending: [UInt8] = []
+
+    public init() {}
+
+    /// Bytes held for a partial frame.
+    public var bufferedBytes: Int { pending.count }
+
+    /// Decodes every complete frame in `pending + input`, in order, calling `deliver` for each.
+    /// On a violation, frames before it have been delivered; the stream is then unusable.
+    public mutating func feed(
+        _ input: UnsafeRawBufferPointer, _ deliver: (Envelope) -> Void
+    ) throws(ProtocolViolation) {
+        if pending.isEmpty {
+            let consumed = try Self.split(input, deliver)
+            if consumed < input.count {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[consumed...]))
+            }
+            return
+        }
+        pending.append(contentsOf: input)
+        let result: Result<Int, ProtocolViolation> = pending.withUnsafeBytes { bytes in
+            do throws(ProtocolViolation) { return .success(try Self.split(bytes, deliver)) }
+            catch { return .failure(error) }
+        }
+        let consumed = try result.get()
+        pending.removeFirst(consumed)
+        if pending.isEmpty { pending = [] }  // give the capacity back while idle
+    }
+
+    /// Returns how many bytes of whole frames were consumed.
+    static func split(
+        _ bytes: UnsafeRawBufferPointer, _ deliver: (Envelope) -> Void
+    ) throws(ProtocolViolation) -> Int {
+        var position = 0
+        while bytes.count - position >= 4 {
+            let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt32.self)))
+            if length > Limits.frameBytesMax {
+                throw ProtocolViolation(
+                    .frameTooLarge, "frame length \(length) exceeds \(Limits.frameBytesMax)")
+            }
+            if length < FrameEncoder.headerBytes - 4 {
+                throw ProtocolViolation(.malformedFrame, "frame length \(length) is below the 5-byte minimum")
+            }
+            if bytes.count - position >= 5, FrameType(rawValue: bytes[position + 4]) == nil {
+                throw ProtocolViolation(
+                    .unknownFrameType, "unknown frame type 0x\(FrameDecoder.hex(bytes[position + 4]))")
+            }
+            if bytes.count - position < 4 + length { break }
+            let type = bytes[position + 4]
+            let correlation = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: position + 5, as: UInt32.self))
+            let body = UnsafeRawBufferPointer(rebasing: bytes[(position + 9)..<(position + 4 + length)])
+            deliver(try FrameDecoder.decode(typeByte: type, correlation: correlation, body: body))
+            position += 4 + length
+        }
+        return position
+    }
+}

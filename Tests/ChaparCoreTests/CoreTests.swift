@@ -1,0 +1,84 @@
+import Testing
+@testable import ChaparCore
+
+@Suite struct CRC32CTests {
+    @Test func knownVectors() {
+        // RFC 3720 B.4 test vectors for CRC-32C.
+        #expect(CRC32C.checksum(Array(repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum(Array(repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(CRC32C.checksum(Array(0..<32)) == 0x46DD_794E)
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+
+    @Test func incrementalEqualsWhole() {
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let whole = CRC32C.checksum(data)
+        for cut in [0, 1, 7, 8, 9, 500, 999, 1000] {
+            let partial = data.withUnsafeBytes { bytes in
+                CRC32C.update(
+                    CRC32C.update(0, UnsafeRawBufferPointer(rebasing: bytes[..<cut])),
+                    UnsafeRawBufferPointer(rebasing: bytes[cut...]))
+            }
+            #expect(partial == whole, "cut at \(cut)")
+        }
+    }
+}
+
+@Suite struct ByteCodingTests {
+    @Test func roundTripsIntegersBigEndian() throws {
+        var writer = ByteWriter()
+        writer.write(UInt8(0xAB))
+        writer.write(UInt16(0x1234))
+        writer.write(UInt32(0xDEAD_BEEF))
+        writer.write(UInt64(0x0102_0304_0506_0708))
+        writer.write(Int64(-2))
+        writer.writeShortBytes([1, 2, 3])
+        let bytes = writer.finish()
+        #expect(Array(bytes[1...2]) == [0x12, 0x34])
+        try bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            #expect(try reader.readUInt8("a") == 0xAB)
+            #expect(try reader.readUInt16("b") == 0x1234)
+            #expect(try reader.readUInt32("c") == 0xDEAD_BEEF)
+            #expect(try reader.readUInt64("d") == 0x0102_0304_0506_0708)
+            #expect(try reader.readInt64("e") == -2)
+            #expect(try reader.readShortBytes("f") == [1, 2, 3])
+            try reader.expectEnd()
+        }
+    }
+
+    @Test func truncatedFieldIsReportedByName() {
+        [UInt8(0), 5, 1].withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            #expect(throws: DecodeFailure.truncated(field: "name")) { try reader.readMediumBytes("name", max: 100) }
+        }
+    }
+
+    @Test func lengthAboveLimitIsInvalid() {
+        [UInt8(0), 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9].withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            #expect(throws: DecodeFailure.self) { try reader.readLongBytes("payload", max: 8) }
+        }
+    }
+
+    @Test func limitsAreConsistent() {
+        Limits.checkRelationships()
+    }
+}
+
+@Suite struct ChannelNameTests {
+    @Test(arguments: ["news", "a", "@soroush.news", "group/123:abc", "خبر_فوری", "x-y_z.0"])
+    func acceptsValidNames(_ name: String) {
+        #expect((try? ChannelName.validate(name).get()) == name)
+    }
+
+    @Test func rejectsInvalidNames() {
+        #expect(ChannelName.validate("") == .failure(.empty))
+        #expect(ChannelName.validate(String(repeating: "a", count: 201)) == .failure(.tooLong(bytes: 201)))
+        #expect(ChannelName.validate("has space") == .failure(.forbiddenCharacter(0x20)))
+        #expect(ChannelName.validate("tab\t") == .failure(.forbiddenCharacter(0x09)))
+        #expect(ChannelName.validate("star*") == .failure(.forbiddenCharacter(0x2A)))
+        #expect(ChannelName.validate([0x61, 0xC3]) == .failure(.invalidUTF8))
+        #expect(ChannelName.validate([0xFF]) == .failure(.invalidUTF8))
+    }
+}

@@ -1,0 +1,110 @@
+import ChaparCore
+import Testing
+@testable import Wire
+
+/// One instance of every frame type, with edge values where they matter.
+let sampleEnvelopes: [Envelope] = [
+    Envelope(.hello(Hello(clientName: "tests", token: [1, 2, 3])), correlation: 1),
+    Envelope(.hello(Hello(clientName: "", token: nil)), correlation: 2),
+    Envelope(.welcome(Welcome(
+        version: 1, serverId: "node-1", frameBytesMax: UInt32(Limits.frameBytesMax),
+        payloadBytesMax: UInt32(Limits.payloadBytesMax), channelBytesMax: 200, inflightPublishesMax: 4096)),
+        correlation: 1),
+    Envelope(.publish(Publish(channel: "news", payload: Array("hello".utf8))), correlation: 3),
+    Envelope(.publish(Publish(channel: "خبر", producer: ProducerStamp(id: .max, sequence: 7), payload: [])),
+        correlation: .max),
+    Envelope(.ack(Ack(channel: "news", offset: 42)), correlation: 3),
+    Envelope(.ack(Ack(channel: "news", offset: 0, duplicate: true)), correlation: 4),
+    Envelope(.subscribe(Subscribe(channel: "a", from: .earliest)), correlation: 5),
+    Envelope(.subscribe(Subscribe(channel: "a", from: .latest)), correlation: 6),
+    Envelope(.subscribe(Subscribe(channel: "a", from: .offset(99))), correlation: 7),
+    Envelope(.subscribed(Subscribed(channel: "a", nextOffset: 1, head: 0)), correlation: 7),
+    Envelope(.unsubscribe(channel: "a"), correlation: 8),
+    Envelope(.unsubscribed(channel: "a"), correlation: 8),
+    Envelope(.message(Message(channel: "a", offset: 1, timestamp: -1, payload: [0, 255]))),
+    Envelope(.fetch(Fetch(channel: "a", from: 1, maxMessages: 10, maxBytes: 1 << 20)), correlation: 9),
+    Envelope(.batch(Batch(channel: "a", earliest: 1, head: 2, records: [
+        Record(offset: 1, timestamp: 1_700_000_000_000, payload: [1]),
+        Record(offset: 2, timestamp: 1_700_000_000_001, payload: []),
+    ])), correlation: 9),
+    Envelope(.batch(Batch(channel: "a", earliest: 1, head: 0, records: [])), correlation: 10),
+    Envelope(.ping(nonce: 0xFEED), correlation: 11),
+    Envelope(.pong(nonce: 0xFEED), correlation: 11),
+    Envelope(.error(ErrorReply(code: .notSubscribed, message: "no such subscription")), correlation: 12),
+    Envelope(.error(ErrorReply(rawCode: 9999, message: "from a newer server"))),
+]
+
+func decodeAll(_ bytes: [UInt8], chunk: Int? = nil) throws(ProtocolViolation) -> [Envelope] {
+    var reader = FrameReader()
+    var out: [Envelope] = []
+    let step = chunk ?? max(bytes.count, 1)
+    var start = 0
+    while start < bytes.count {
+        let end = min(start + step, bytes.count)
+        let result: Result<Void, ProtocolViolation> = bytes.withUnsafeBytes { raw in
+            do throws(ProtocolViolation) {
+                try reader.feed(UnsafeRawBufferPointer(rebasing: raw[start..<end])) { out.append($0) }
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        try result.get()
+        start = end
+    }
+    return out
+}
+
+@Suite struct FrameRoundTripTests {
+    @Test(arguments: sampleEnvelopes)
+    func everyFrameRoundTrips(_ envelope: Envelope) throws {
+        let bytes = FrameEncoder.encode(envelope)
+        #expect(try decodeAll(bytes) == [envelope])
+    }
+
+    @Test func headerLayoutMatchesProtocolDocument() {
+        let bytes = FrameEncoder.encode(Envelope(.ping(nonce: 1), correlation: 0x0102_0304))
+        // length = 1 (type) + 4 (correlation) + 8 (nonce) = 13
+        #expect(bytes == [0, 0, 0, 13, 0x0C, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 1])
+    }
+
+    @Test func publishLayoutMatchesProtocolDocument() {
+        let bytes = FrameEncoder.encode(Envelope(
+            .publish(Publish(channel: "ab", producer: ProducerStamp(id: 5, sequence: 6), payload: [0xEE])),
+            correlation: 7))
+        let expected: [UInt8] = [0, 0, 0, 30, 0x03, 0, 0, 0, 7, 2, 0x61, 0x62, 1,
+                                 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 1, 0xEE]
+        #expect(bytes == expected)
+    }
+
+    @Test func sharedMessageEncodingEqualsFrameEncoding() {
+        let message = Message(channel: "news", offset: 77, timestamp: 123, payload: Array(repeating: 9, count: 300))
+        var writer = ByteWriter()
+        message.payload.withUnsafeBytes {
+            FrameEncoder.encodeMessage(
+                channel: Array("news".utf8), offset: 77, timestamp: 123, payload: $0, into: &writer)
+        }
+        #expect(writer.finish() == FrameEncoder.encode(Envelope(.message(message))))
+    }
+
+    @Test func streamSplitAtEveryByteBoundaryDecodesTheSame() throws {
+        let stream = sampleEnvelopes.flatMap { FrameEncoder.encode($0) }
+        for cut in 0...stream.count {
+            var reader = FrameReader()
+            var out: [Envelope] = []
+            let result: Result<Void, ProtocolViolation> = stream.withUnsafeBytes { raw in
+                do throws(ProtocolViolation) {
+                    try reader.feed(UnsafeRawBufferPointer(rebasing: raw[..<cut])) { out.append($0) }
+                    try reader.feed(UnsafeRawBufferPointer(rebasing: raw[cut...])) { out.append($0) }
+                    return .success(())
+                } catch { return .failure(error) }
+            }
+            try result.get()
+            #expect(out == sampleEnvelopes, "split at byte \(cut)")
+            #expect(reader.bufferedBytes == 0)
+        }
+    }
+
+    @Test func streamFedOneByteAtATimeDecodesTheSame() throws {
+        let stream = sampleEnvelopes.flatMap { FrameEncoder.encode($0) }
+        #expect(try decodeAll(stream, chunk: 1) == sampleEnvelopes)
+    }
+}

@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let usage = """
+    chaparctl — operate and debug a Chapar cluster
+
+    USAGE: chaparctl COMMAND [options]
+
+    COMMANDS:
+      pub    publish one message and print its offset
+      sub    print messages of a channel (K of them, or follow live)
+
+    Run `chaparctl COMMAND --help` for a command's options.
+    """
+
+func fail(_ message: String, status: Int32) -> Never {
+    var line = Array("chaparctl: \(message)\n".utf8)
+    _ = write(2, &line, line.count)
+    exit(status)
+}
+
+let argv = Array(CommandLine.arguments.dropFirst())
+guard let command = argv.first, command != "--help", command != "-h", command != "help" else {
+    print(usage)
+    exit(argv.isEmpty ? 2 : 0)
+}
+let status: Int32
+do {
+    let arguments = try Arguments(Array(argv.dropFirst()))
+    switch command {
+    case "pub": status = try await PubSubCommands.pub(arguments)
+    case "sub": status = try await PubSubCommands.sub(arguments)
+    default: fail("unknown command '\(command)'\n\n\(usage)", status: 2)
+    }
+} catch let error as Arguments.Failure {
+    fail(error.description, status: 2)
+} catch {
+    fail("\(error)", status: 1)
+}
+exit(status)
