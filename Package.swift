@@ -51,7 +51,10 @@ let package = Package(
         // Tests mirror the source modules; EndToEndTests drive real processes.
         .testTarget(name: "ChaparCoreTests", dependencies: ["ChaparCore"], swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "StoreCrashHelper"], swiftSettings: strict),
+        .executableTarget(
+            name: "StoreCrashHelper", dependencies: ["ChaparCore", "Storage"], path: "Tests/StoreCrashHelper",
+            swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",

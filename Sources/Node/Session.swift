@@ -55,6 +55,14 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
         }
     }
 
+    func connectionReadEnded(_ connection: TCPConnection) {
+        if frames.bufferedBytes > 0 && !closing {
+            fail(ProtocolViolation(.malformedFrame, "the connection ended inside a frame (\(frames.bufferedBytes) bytes)"))
+        } else {
+            connection.close()
+        }
+    }
+
     func connectionWritable(_ connection: TCPConnection) {
         for subscription in subscriptions.values { context.pump(subscription) }
     }

@@ -9,8 +9,17 @@ public protocol ConnectionDelegate: AnyObject {
     func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer)
     /// Outbound bytes fell below the threshold set with `notifyWhenOutboundBelow`.
     func connectionWritable(_ connection: TCPConnection)
+    /// The peer closed its sending side. The default closes the connection; a delegate
+    /// may first answer (the peer may still read) and close when that is written.
+    func connectionReadEnded(_ connection: TCPConnection)
     /// The connection is closed; `error` is nil for an orderly close by either side.
     func connectionClosed(_ connection: TCPConnection, error: SystemError?)
+}
+
+extension ConnectionDelegate {
+    public func connectionReadEnded(_ connection: TCPConnection) {
+        connection.close(error: nil)
+    }
 }
 
 /// A non-blocking TCP stream owned by one event loop.
@@ -199,7 +208,9 @@ public final class TCPConnection: IOHandler, FlushTarget {
         if count > 0 {
             delegate?.connection(self, received: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
         } else if count == 0 {
-            close(error: nil)
+            readingPaused = true
+            updateInterest()
+            if let delegate { delegate.connectionReadEnded(self) } else { close(error: nil) }
         } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
             close(error: .last("read"))
         }

@@ -1,0 +1,108 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Transport
+
+@Suite struct TimerQueueTests {
+    @Test func firesInDeadlineOrderAndSkipsCancelled() {
+        var queue = TimerQueue()
+        let fired = Locked<[Int]>([])
+        _ = queue.add(deadline: 30) { fired.withLock { $0.append(3) } }
+        _ = queue.add(deadline: 10) { fired.withLock { $0.append(1) } }
+        let cancelled = queue.add(deadline: 20) { fired.withLock { $0.append(2) } }
+        _ = queue.add(deadline: 40) { fired.withLock { $0.append(4) } }
+        queue.cancel(cancelled)
+        #expect(queue.nextTimeoutMs(now: 0) == 10)
+        for job in queue.takeDue(now: 35) { job() }
+        #expect(fired.withLock { $0 } == [1, 3])
+        #expect(queue.nextTimeoutMs(now: 35) == 5)
+        for job in queue.takeDue(now: 100) { job() }
+        #expect(queue.nextTimeoutMs(now: 100) == -1)
+    }
+}
+
+@Suite struct SocketAddressTests {
+    @Test func parsesIPv4IPv6AndLocalhost() throws {
+        #expect(try SocketAddress(parsing: "127.0.0.5:4600") == SocketAddress(host: "127.0.0.5", port: 4600))
+        #expect(try SocketAddress(parsing: "localhost:0") == SocketAddress(host: "127.0.0.1", port: 0))
+        #expect(try SocketAddress(parsing: "[::1]:80").description == "[::1]:80")
+    }
+
+    @Test(arguments: ["", "nohost", "1.2.3.4", "1.2.3.4:99999", "example.com:80", ":80", "[::1]80"])
+    func rejectsMalformed(_ text: String) {
+        #expect(throws: SocketAddress.ParseError.self) { _ = try SocketAddress(parsing: text) }
+    }
+}
+
+@Suite struct EventLoopTests {
+    @Test func executesJobsAndTimersOnItsThread() throws {
+        let group = try EventLoopGroup(count: 1, name: "test-loop")
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        #expect(!loop.inLoop)
+        let onLoop = group.sync { loop.inLoop }
+        #expect(onLoop)
+        let order = Locked<[String]>([])
+        group.sync {
+            loop.schedule(afterMs: 30) { order.withLock { $0.append("late") } }
+            loop.schedule(afterMs: 1) { order.withLock { $0.append("soon") } }
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while order.withLock({ $0.count }) < 2 && Date() < deadline { usleep(1000) }
+        #expect(order.withLock { $0 } == ["soon", "late"])
+    }
+
+    @Test func tcpRoundTripThroughListenerAndConnection() throws {
+        let group = try EventLoopGroup(count: 1, name: "test-tcp")
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let echo = EchoServer()
+        let address = try group.sync { () -> Result<SocketAddress, SystemError> in
+            do throws(SystemError) {
+                let listener = try TCPListener(address: SocketAddress(host: "127.0.0.1", port: 0), loop: loop) { fd, peer in
+                    guard let connection = try? TCPConnection(fd: fd, loop: loop, peer: peer) else { return }
+                    connection.delegate = echo
+                    echo.connections.append(connection)
+                }
+                echo.listener = listener
+                return .success(listener.address)
+            } catch { return .failure(error) }
+        }.get()
+        let fd = try connectTCP(to: address)
+        defer { close(fd) }
+        let message = Array("ping through epoll".utf8)
+        var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        _ = poll(&poller, 1, 5000)
+        #expect(message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == message.count)
+        var received: [UInt8] = []
+        let deadline = Date().addingTimeInterval(10)
+        while received.count < message.count && Date() < deadline {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count > 0 { received += buffer[..<count] } else { usleep(1000) }
+        }
+        #expect(received == message)
+    }
+}
+
+/// Echoes every byte back: exercises read, queued send and the end-of-turn flush.
+final class EchoServer: ConnectionDelegate, @unchecked Sendable {  // guarded by: the test loop thread
+    var listener: TCPListener?
+    var connections: [TCPConnection] = []
+
+    func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer) {
+        connection.send(Array(bytes))
+    }
+
+    func connectionWritable(_ connection: TCPConnection) {}
+
+    func connectionClosed(_ connection: TCPConnection, error: SystemError?) {
+        connections.removeAll { $0 === connection }
+    }
+}
+
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
