@@ -38,14 +38,15 @@ let package = Package(
             name: "Node", dependencies: ["ChaparCore", "Wire", "Storage", "Transport"],
             swiftSettings: strict),
         .target(name: "Client", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),
+        .target(name: "LoadSim", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),
 
         // Executables.
         .executableTarget(name: "chapard", dependencies: ["Node"], swiftSettings: strict),
         .executableTarget(
-            name: "chaparctl", dependencies: ["Client"], path: "Tools/chaparctl",
+            name: "chaparctl", dependencies: ["ChaparCore", "Client"], path: "Tools/chaparctl",
             swiftSettings: strict),
         .executableTarget(
-            name: "chapar-loadsim", dependencies: ["ChaparCore", "Wire", "Transport", "Client"],
+            name: "chapar-loadsim", dependencies: ["ChaparCore", "LoadSim", "Transport"],
             path: "Tools/chapar-loadsim", swiftSettings: strict),
 
         // Tests mirror the source modules; EndToEndTests drive real processes.
@@ -56,9 +57,10 @@ let package = Package(
             name: "StoreCrashHelper", dependencies: ["ChaparCore", "Storage"], path: "Tests/StoreCrashHelper",
             swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport"], swiftSettings: strict),
+        .testTarget(name: "LoadSimTests", dependencies: ["LoadSim", "ChaparCore"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Client", "Wire", "Transport", "chapard", "chaparctl"],
+            dependencies: ["Client", "Wire", "Transport", "chapard", "chaparctl", "chapar-loadsim"],
             swiftSettings: strict),
     ]
 )

@@ -35,7 +35,7 @@ public enum FrameEncoder {
         endFrame(start: start, into: &writer)
     }
 
-    static func beginFrame(_ type: FrameType, correlation: UInt32, into writer: inout ByteWriter) -> Int {
+    public static func beginFrame(_ type: FrameType, correlation: UInt32, into writer: inout ByteWriter) -> Int {
         let start = writer.count
         writer.write(UInt32(0))  // patched by endFrame
         writer.write(type.rawValue)
@@ -43,7 +43,7 @@ public enum FrameEncoder {
         return start
     }
 
-    static func endFrame(start: Int, into writer: inout ByteWriter) {
+    public static func endFrame(start: Int, into writer: inout ByteWriter) {
         let length = writer.count - start - 4
         precondition(length <= Limits.frameBytesMax, "encoded frame exceeds frameBytesMax")
         writer.patch(UInt32(length), at: start)

@@ -20,6 +20,18 @@ public struct FrameReader: Sendable {
     public mutating func feed(
         _ input: UnsafeRawBufferPointer, _ deliver: (Envelope) -> Void
     ) throws(ProtocolViolation) {
+        try feedRaw(input) { (type, correlation, body) throws(ProtocolViolation) in
+            deliver(try FrameDecoder.decode(typeByte: type, correlation: correlation, body: body))
+        }
+    }
+
+    /// Like `feed`, but hands over each complete frame undecoded: its type byte,
+    /// correlation id and body, borrowed (valid only during the call). For readers that
+    /// decode hot frames in place (the load simulator reads MESSAGE frames this way).
+    public mutating func feedRaw(
+        _ input: UnsafeRawBufferPointer,
+        _ deliver: (UInt8, UInt32, UnsafeRawBufferPointer) throws(ProtocolViolation) -> Void
+    ) throws(ProtocolViolation) {
         if pending.isEmpty {
             let consumed = try Self.split(input, deliver)
             if consumed < input.count {
@@ -39,7 +51,8 @@ public struct FrameReader: Sendable {
 
     /// Returns how many bytes of whole frames were consumed.
     static func split(
-        _ bytes: UnsafeRawBufferPointer, _ deliver: (Envelope) -> Void
+        _ bytes: UnsafeRawBufferPointer,
+        _ deliver: (UInt8, UInt32, UnsafeRawBufferPointer) throws(ProtocolViolation) -> Void
     ) throws(ProtocolViolation) -> Int {
         var position = 0
         while bytes.count - position >= 4 {
@@ -59,7 +72,7 @@ public struct FrameReader: Sendable {
             let type = bytes[position + 4]
             let correlation = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: position + 5, as: UInt32.self))
             let body = UnsafeRawBufferPointer(rebasing: bytes[(position + 9)..<(position + 4 + length)])
-            deliver(try FrameDecoder.decode(typeByte: type, correlation: correlation, body: body))
+            try deliver(type, correlation, body)
             position += 4 + length
         }
         return position

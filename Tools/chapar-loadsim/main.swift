@@ -1,1 +1,41 @@
-print("sim")
+import ChaparCore
+import LoadSim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+signal(SIGPIPE, SIG_IGN)
+let argv = Array(CommandLine.arguments.dropFirst())
+guard let command = argv.first, !["--help", "-h", "help"].contains(command) else {
+    print(Usage.main)
+    exit(argv.isEmpty ? 2 : 0)
+}
+let status: Int32
+do {
+    let arguments = try CommandArguments(Array(argv.dropFirst()))
+    switch command {
+    case "run": status = try Commands.run(arguments)
+    case "compare": status = try Commands.compare(arguments)
+    case "scenarios": status = try Commands.scenarios(arguments)
+    case "idle": status = try Commands.idle(arguments)
+    default: throw UsageError(description: "unknown command '\(command)' (run, compare, scenarios, idle)")
+    }
+} catch let error as UsageError {
+    emitError(error.description)
+    exit(2)
+} catch let error as CommandArguments.Failure {
+    emitError(error.description)
+    exit(2)
+} catch let error as CodecErrorPublic {
+    emitError(error.description)
+    exit(2)
+} catch {
+    emitError("\(error)")
+    exit(1)
+}
+exit(status)
+
+func emitError(_ text: String) {
+    var bytes = Array("chapar-loadsim: \(text)\n".utf8)
+    _ = write(2, &bytes, bytes.count)
+}

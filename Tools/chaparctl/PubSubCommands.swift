@@ -1,3 +1,4 @@
+import ChaparCore
 import Client
 import Transport
 import Wire
@@ -19,10 +20,10 @@ enum PubSubCommands {
         until interrupted.
         """
 
-    static func pub(_ arguments: Arguments) async throws -> Int32 {
-        if arguments.switches.contains("help") { print(pubUsage); return 0 }
-        try arguments.reject(unknownBeyond: ["server", "help"])
-        guard arguments.positionals.count == 2 else { throw Arguments.Failure(description: "pub needs CHANNEL and MESSAGE\n\n\(pubUsage)") }
+    static func pub(_ arguments: CommandArguments) async throws -> Int32 {
+        if arguments.has("help") { print(pubUsage); return 0 }
+        try arguments.rejectUnknown(["server", "help"])
+        guard arguments.positionals.count == 2 else { throw CommandArguments.Failure("pub needs CHANNEL and MESSAGE\n\n\(pubUsage)") }
         let client = try await connect(arguments)
         defer { client.close() }
         let ack = try await client.publish(arguments.positionals[0], Array(arguments.positionals[1].utf8))
@@ -30,24 +31,24 @@ enum PubSubCommands {
         return 0
     }
 
-    static func sub(_ arguments: Arguments) async throws -> Int32 {
-        if arguments.switches.contains("help") { print(subUsage); return 0 }
-        try arguments.reject(unknownBeyond: ["server", "from", "count", "help"])
-        guard arguments.positionals.count == 1 else { throw Arguments.Failure(description: "sub needs CHANNEL\n\n\(subUsage)") }
+    static func sub(_ arguments: CommandArguments) async throws -> Int32 {
+        if arguments.has("help") { print(subUsage); return 0 }
+        try arguments.rejectUnknown(["server", "from", "count", "help"])
+        guard arguments.positionals.count == 1 else { throw CommandArguments.Failure("sub needs CHANNEL\n\n\(subUsage)") }
         let from: StartPosition
-        switch arguments.options["from"] ?? "latest" {
+        switch arguments.option("from") ?? "latest" {
         case "earliest": from = .earliest
         case "latest": from = .latest
         case let text:
             guard let offset = UInt64(text), offset >= 1 else {
-                throw Arguments.Failure(description: "--from must be earliest, latest or an offset ≥ 1, not '\(text)'")
+                throw CommandArguments.Failure("--from must be earliest, latest or an offset ≥ 1, not '\(text)'")
             }
             from = .offset(offset)
         }
         var remaining: Int?
-        if let text = arguments.options["count"] {
+        if let text = arguments.option("count") {
             guard let count = Int(text), count >= 1 else {
-                throw Arguments.Failure(description: "--count must be a whole number ≥ 1, not '\(text)'")
+                throw CommandArguments.Failure("--count must be a whole number ≥ 1, not '\(text)'")
             }
             remaining = count
         }
@@ -64,9 +65,9 @@ enum PubSubCommands {
         return 0
     }
 
-    static func connect(_ arguments: Arguments) async throws -> ChaparClient {
-        guard let server = arguments.options["server"] else {
-            throw Arguments.Failure(description: "--server HOST:PORT is required")
+    static func connect(_ arguments: CommandArguments) async throws -> ChaparClient {
+        guard let server = arguments.option("server") else {
+            throw CommandArguments.Failure("--server HOST:PORT is required")
         }
         let address = try SocketAddress(parsing: server)
         return try await ChaparClient.connect(to: address, clientName: "chaparctl")

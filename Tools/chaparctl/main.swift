@@ -1,3 +1,4 @@
+import ChaparCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,13 +28,13 @@ guard let command = argv.first, command != "--help", command != "-h", command !=
 }
 let status: Int32
 do {
-    let arguments = try Arguments(Array(argv.dropFirst()))
+    let arguments = try CommandArguments(Array(argv.dropFirst()))
     switch command {
     case "pub": status = try await PubSubCommands.pub(arguments)
     case "sub": status = try await PubSubCommands.sub(arguments)
     default: fail("unknown command '\(command)'\n\n\(usage)", status: 2)
     }
-} catch let error as Arguments.Failure {
+} catch let error as CommandArguments.Failure {
     fail(error.description, status: 2)
 } catch {
     fail("\(error)", status: 1)

@@ -1,0 +1,229 @@
+import ChaparCore
+import Transport
+
+/// One simulated client connection: a user (subscriber, maybe also publisher) or a
+/// dedicated publisher. Lives on its worker's loop; reconnects resume where it was.
+final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thread
+    enum State { case down, connecting, ready }
+
+    let id: Int
+    unowned let worker: Worker
+    let address: SocketAddress
+    private(set) var codec: TargetCodec
+    private(set) var tcp: TCPConnection?
+    private(set) var state = State.down
+    /// Channels this connection reads, and those whose subscription is confirmed.
+    let channels: [UInt32]
+    private(set) var confirmed: Set<UInt32> = []
+    /// Read history from offset 1 on the first subscription (late joiners).
+    var fromHistory = false
+    var publishers: [PublisherState] = []
+    private var inflight: [UInt32: (publisher: Int, sent: Int64)] = [:]
+    private var inflightOrdered: [(publisher: Int, sent: Int64)] = []
+    private var inflightOrderedHead = 0
+    private var nextCorrelation: UInt32 = 1
+
+    init(id: Int, worker: Worker, address: SocketAddress, channels: [UInt32]) {
+        self.id = id
+        self.worker = worker
+        self.address = address
+        self.channels = channels
+        self.codec = worker.target.makeCodec()
+    }
+
+    var isSubscribedEverywhere: Bool { confirmed.count == channels.count }
+
+    func connect() {
+        guard state == .down else { return }
+        let fd: Int32
+        do { fd = try connectTCP(to: address, timeoutMs: 5000) } catch {
+            worker.connectionFailed(self, "\(error)")
+            return
+        }
+        do {
+            let connection = try TCPConnection(fd: fd, loop: worker.loop, peer: address)
+            connection.delegate = self
+            tcp = connection
+        } catch {
+            worker.connectionFailed(self, "\(error)")
+            return
+        }
+        codec = worker.target.makeCodec()
+        state = .connecting
+        confirmed = []
+        tcp?.send(codec.greeting())
+    }
+
+    /// Drops the connection (a simulated client going away).
+    func drop() {
+        tcp?.close()
+    }
+
+    // MARK: Publishing
+
+    /// Publishes one message of publisher `index` stamped with `sentMicros` (the intended
+    /// send time). Returns false if the connection cannot take it now.
+    func publish(_ index: Int, sentMicros: Int64) -> Bool {
+        guard state == .ready, let tcp else { return false }
+        var publisher = publishers[index]
+        guard publisher.inflight < publisher.plan.window else { return false }
+        publisher.sequence += 1
+        let size = publisher.nextSize(&worker.random)
+        let stamp = PayloadStamp(
+            publisher: publisher.plan.id, sequence: publisher.sequence, sentMicros: sentMicros,
+            channel: publisher.plan.channel)
+        let correlation = nextCorrelation
+        nextCorrelation = nextCorrelation == 0x7FFF_FFFF ? 1 : nextCorrelation + 1
+        let bytes = worker.encodePublish(codec, channel: publisher.plan.channel, size: size, stamp: stamp, correlation: correlation)
+        tcp.send(bytes)
+        publisher.inflight += 1
+        publishers[index] = publisher
+        if codec.supportsAcks {
+            if codec.hasOffsets { inflight[correlation] = (index, sentMicros) } else { inflightOrdered.append((index, sentMicros)) }
+        } else {
+            unflushed[index, default: 0] += 1
+        }
+        worker.stats.published += 1
+        return true
+    }
+
+    /// After a burst of publishes: for targets without acknowledgements, ask the target
+    /// to confirm it has processed them, which frees their publish window.
+    func endBurst() {
+        guard let tcp, !unflushed.isEmpty else { return }
+        let total = unflushed.values.reduce(0, +)
+        guard let marker = codec.flushMarker(publishes: total) else { return }
+        tcp.send(marker)
+        markers.append(unflushed)
+        unflushed = [:]
+    }
+
+    /// Publishes sent since the last flush marker, by publisher index.
+    private var unflushed: [Int: Int] = [:]
+    /// Per flush marker sent and not yet confirmed: the publishes it covers.
+    private var markers: [[Int: Int]] = []
+    private var markerHead = 0
+
+    private func settle(_ index: Int, sent: Int64, offset: UInt64?, acked: Bool) {
+        publishers[index].inflight -= 1
+        if acked {
+            worker.stats.acked += 1
+            let now = worker.nowMicros()
+            worker.stats.ackLatency.record(UInt64(max(0, now - sent)))
+            let plan = publishers[index].plan
+            let key = ChannelPublisher(channel: plan.channel, publisher: offset == nil ? plan.id : 0)
+            let position = offset ?? publishers[index].ackedSequence + 1
+            if offset == nil { publishers[index].ackedSequence = position }
+            if position > worker.ackedMax[key, default: 0] { worker.ackedMax[key] = position }
+        }
+        worker.publisherFreed(self, index)
+    }
+
+    // MARK: ConnectionDelegate
+
+    func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer) {
+        do throws(CodecError) {
+            try codec.consume(bytes) { event in handle(event) }
+        } catch {
+            worker.stats.errors += 1
+            worker.note("connection \(id): \(error)")
+            connection.close()
+        }
+    }
+
+    private func handle(_ event: CodecEvent) {
+        switch event {
+        case .ready:
+            state = .ready
+            for channel in channels { subscribe(channel) }
+            worker.connectionReady(self)
+        case .subscribed(let name, let next):
+            guard let index = worker.channelIndex(name) else { return }
+            confirmed.insert(index)
+            if let next, codec.hasOffsets {
+                worker.oracle.expect(StreamKey(subscriber: UInt32(id), channel: index, publisher: 0), from: next)
+            }
+            if isSubscribedEverywhere { worker.connectionSubscribed(self) }
+        case .acked(let correlation, let offset):
+            if let correlation {
+                guard let entry = inflight.removeValue(forKey: correlation) else { return }
+                settle(entry.publisher, sent: entry.sent, offset: offset, acked: true)
+            } else if inflightOrderedHead < inflightOrdered.count {
+                let entry = inflightOrdered[inflightOrderedHead]
+                inflightOrderedHead += 1
+                if inflightOrderedHead == inflightOrdered.count { inflightOrdered.removeAll(keepingCapacity: true); inflightOrderedHead = 0 }
+                settle(entry.publisher, sent: entry.sent, offset: nil, acked: true)
+            }
+        case .flushed:
+            guard markerHead < markers.count else { return }
+            let counts = markers[markerHead]
+            markerHead += 1
+            if markerHead == markers.count { markers.removeAll(keepingCapacity: true); markerHead = 0 }
+            for (index, count) in counts {
+                publishers[index].inflight -= count
+                worker.publisherFreed(self, index)
+            }
+        case .message(let offset, let payload):
+            worker.delivered(to: self, offset: offset, payload: payload)
+        case .reply(let bytes):
+            tcp?.send(bytes)
+        case .failure(let text, let correlation):
+            worker.stats.errors += 1
+            worker.note("connection \(id): \(text)")
+            if let correlation, let entry = inflight.removeValue(forKey: correlation) {
+                settle(entry.publisher, sent: entry.sent, offset: nil, acked: false)
+            }
+        }
+    }
+
+    private func subscribe(_ channel: UInt32) {
+        var from: UInt64?
+        if codec.supportsHistory {
+            let key = StreamKey(subscriber: UInt32(id), channel: channel, publisher: 0)
+            if let resume = worker.oracle.resumePosition(key) { from = resume } else if fromHistory { from = 1 }
+        } else {
+            worker.forgetStreams(subscriber: id, channel: channel)
+        }
+        tcp?.send(codec.subscribe(worker.channelName(channel), correlation: 0x8000_0000 | channel, from: from))
+    }
+
+    func connectionWritable(_ connection: TCPConnection) {}
+
+    func connectionClosed(_ connection: TCPConnection, error: SystemError?) {
+        state = .down
+        tcp = nil
+        // Unacknowledged publishes have an unknown outcome: free their window, count nothing.
+        for (_, entry) in inflight { publishers[entry.publisher].inflight -= 1 }
+        for entry in inflightOrdered[inflightOrderedHead...] { publishers[entry.publisher].inflight -= 1 }
+        inflight = [:]
+        inflightOrdered = []
+        inflightOrderedHead = 0
+        for counts in markers[markerHead...] { for (index, count) in counts { publishers[index].inflight -= count } }
+        for (index, count) in unflushed { publishers[index].inflight -= count }
+        markers = []
+        markerHead = 0
+        unflushed = [:]
+        worker.connectionClosed(self, error: error)
+    }
+}
+
+/// One publisher stream on a connection.
+struct PublisherState {
+    let plan: LoadPlan.Publisher
+    var sequence: UInt64 = 0
+    var ackedSequence: UInt64 = 0
+    var inflight = 0
+    /// Next intended send time (open loop), microseconds on the run clock.
+    var nextDue: Int64 = 0
+
+    init(plan: LoadPlan.Publisher) {
+        self.plan = plan
+    }
+
+    func nextSize(_ random: inout SeededRandom) -> Int {
+        switch plan.size {
+        case .fixed(let n): return n
+        case .uniform(let low, let high): return low + Int(random.next() % UInt64(high - low + 1))
+        }
+    }
+}
