@@ -77,7 +77,7 @@ public enum ScenarioFile {
             throw JSONFieldError(path: "\(path).subscribers", reason: #"required: {"fixed": N} or {"zipf": {"exponent": S, "max": N}}"#)
         }
         try shape.allowOnly(["fixed", "zipf"])
-        if let fixed = try shape.integer("fixed", in: 1...Int64(users)) {
+        if let fixed = try shape.integer("fixed", in: 0...Int64(users)) {
             subscribers = .fixed(Int(fixed))
         } else if let zipf = try shape.object("zipf") {
             try zipf.allowOnly(["exponent", "max"])
@@ -132,6 +132,9 @@ public enum ScenarioFile {
             size = .uniform(min: Int(low), max: Int(high))
         default:
             throw JSONFieldError(path: "\(path).size", reason: "required: bytes (\(sizes)) or {\"uniform\": [min, max]}")
+        }
+        if publishers == .members, subscribers == .fixed(0) {
+            throw JSONFieldError(path: "\(path).publishers", reason: "members publish, so a channel needs at least one subscriber")
         }
         return Workload(
             name: try object.string("name") ?? "workload", channels: channels, subscribers: subscribers,
@@ -214,6 +217,9 @@ public struct ScenarioOverrides: Sendable {
         if let channels { for index in result.workloads.indices { result.workloads[index].channels = channels } }
         if let publishers {
             for index in result.workloads.indices { result.workloads[index].publishers = .dedicated(count: publishers) }
+        }
+        for workload in result.workloads where workload.publishers == .members && workload.subscribers == .fixed(0) {
+            throw JSONFieldError(path: "--subscribers", reason: "workload \(workload.name) has member publishers, so it needs subscribers")
         }
         if let duration { result.durationSeconds = duration }
         for workload in result.workloads {

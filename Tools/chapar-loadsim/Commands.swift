@@ -56,7 +56,7 @@ enum Commands {
             }
         }
         var overrides = ScenarioOverrides()
-        overrides.subscribers = try arguments.integer("subscribers", in: 1...10_000_000)
+        overrides.subscribers = try arguments.integer("subscribers", in: 0...10_000_000)
         overrides.size = try arguments.integer("size", in: 0...Int(Int32.max))
         overrides.users = try arguments.integer("users", in: 1...10_000_000)
         overrides.channels = try arguments.integer("channels", in: 1...10_000_000)
@@ -109,8 +109,13 @@ enum Commands {
         }
     }
 
+    static func rejectPositionals(_ arguments: CommandArguments) throws {
+        if let stray = arguments.positionals.first { throw UsageError(description: "unexpected argument '\(stray)'") }
+    }
+
     static func run(_ arguments: CommandArguments) throws -> Int32 {
         if arguments.has("help") { print(Usage.main); return 0 }
+        try rejectPositionals(arguments)
         try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "svg", "setting", "help"]))
         let scenario = try scenario(arguments)
         guard let url = arguments.option("target") else { throw UsageError(description: "--target URL is required") }
@@ -125,6 +130,7 @@ enum Commands {
 
     static func compare(_ arguments: CommandArguments) throws -> Int32 {
         if arguments.has("help") { print(Usage.main); return 0 }
+        try rejectPositionals(arguments)
         try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "setting", "help"]))
         let scenario = try scenario(arguments)
         let targets = try arguments.all("target").map { url throws -> Target in try Target(parsing: url) }
