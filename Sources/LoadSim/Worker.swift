@@ -158,7 +158,7 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
         self.rampMicros = rampMicros
         publishing = true
         for (connection, index) in ratePublishers {
-            connection.publishers[index].nextDue = start + gapMicros(connection.publishers[index], at: start)
+            connection.publishers[index].nextDue = start + gapMicros(connection.publishers[index])
         }
         let delay = max(0, (start - nowMicros()) / 1000)
         loop.schedule(afterMs: delay) { [self] in
@@ -168,13 +168,19 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
         scheduleEvents()
     }
 
-    /// The open-loop gap before the next message of a publisher, at the ramped rate.
-    private func gapMicros(_ publisher: PublisherState, at time: Int64) -> Int64 {
+    /// The open-loop gap before the next message of a publisher, at its full rate.
+    private func gapMicros(_ publisher: PublisherState) -> Int64 {
         guard let rate = publisher.plan.rate else { return 0 }
-        let ramp = rampMicros > 0 ? min(1, max(0.02, Double(time - startMicros) / Double(rampMicros))) : 1
-        let mean = 1_000_000 / (rate * ramp)
+        let mean = 1_000_000 / rate
         let gap = publisher.plan.poisson ? -log(1 - random.nextUnit()) * mean : mean
         return max(1, Int64(gap))
+    }
+
+    /// During ramp-up a scheduled message is kept with probability elapsed/ramp
+    /// (thinning), so the offered rate grows linearly from zero to the full rate.
+    private func keepDuringRamp(at time: Int64) -> Bool {
+        guard rampMicros > 0, time < startMicros + rampMicros else { return true }
+        return random.nextUnit() < Double(time - startMicros) / Double(rampMicros)
     }
 
     private func tick() {
@@ -185,9 +191,11 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
             var due = connection.publishers[index].nextDue
             var sent = false
             while due <= horizon {
-                stats.offered += 1
-                if connection.publish(index, sentMicros: due) { sent = true }
-                due += gapMicros(connection.publishers[index], at: due)
+                if keepDuringRamp(at: due) {
+                    stats.offered += 1
+                    if connection.publish(index, sentMicros: due) { sent = true }
+                }
+                due += gapMicros(connection.publishers[index])
             }
             connection.publishers[index].nextDue = due
             if sent { connection.endBurst() }

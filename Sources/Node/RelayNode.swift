@@ -8,8 +8,8 @@ import Glibc
 /// A single relay node: event loops serving the client protocol, a group committer
 /// storing channel logs, and the feeds that fan committed messages out.
 ///
-/// Threads: one per event loop (`chapar-loop-N`) and one group committer
-/// (`chapar-commit`). The committer's thread reports commits through per-loop
+/// Threads: one per event loop (`chapar-loop-N`), one group committer
+/// (`chapar-commit`) and one WAL checkpointer (`chapar-ckpt`). The committer's thread reports commits through per-loop
 /// mailboxes; it never touches a connection.
 public final class RelayNode: Sendable {
     public let config: NodeConfig
@@ -19,6 +19,8 @@ public final class RelayNode: Sendable {
     private let contexts: [LoopContextBox]
     private let listener: ListenerBox
     private let committerThread: OSThread
+    private let checkpointer: Checkpointer
+    private let checkpointerThread: OSThread
 
     public init(config: NodeConfig, logger: Logger) throws {
         try config.validate()
@@ -67,6 +69,11 @@ public final class RelayNode: Sendable {
         listener = try listenerResult.get()
         address = listener.listener.address
         committerThread = OSThread(name: "chapar-commit") { committer.run() }
+        let checkpointer = try Checkpointer(directory: directory, durability: config.durability)
+        self.checkpointer = checkpointer
+        checkpointerThread = OSThread(name: "chapar-ckpt") {
+            checkpointer.run { error in logger.error("checkpoint failed", ["error": error.description]) }
+        }
         self.shared = shared
         self.group = group
         self.contexts = contexts
@@ -104,6 +111,8 @@ public final class RelayNode: Sendable {
         for box in contexts { group.sync(on: box.context.loop.index) { box.context.quiesce() } }
         shared.committer.stop()
         committerThread.join()
+        checkpointer.stop()
+        checkpointerThread.join()
         for box in contexts {
             // The mailbox job posted by the last commit runs before this one.
             group.sync(on: box.context.loop.index) { box.context.closeAll() }

@@ -2,6 +2,9 @@
 enum Schema {
     static let version: Int32 = 1
     static let fileName = "chapar.db"
+    /// WAL pages after which the writer checkpoints by itself (64 MiB of 4 KiB pages):
+    /// reached only when the Checkpointer falls behind or is not running.
+    static let writerCheckpointPages = 16_384
 
     static let create = """
         CREATE TABLE IF NOT EXISTS channels(
@@ -16,8 +19,8 @@ enum Schema {
             offset INTEGER NOT NULL,
             ts INTEGER NOT NULL,
             crc INTEGER NOT NULL,
-            payload BLOB NOT NULL,
-            PRIMARY KEY(channel, offset)) WITHOUT ROWID;
+            payload BLOB NOT NULL);
+        CREATE UNIQUE INDEX IF NOT EXISTS messages_position ON messages(channel, offset);
         CREATE TABLE IF NOT EXISTS producers(
             channel INTEGER NOT NULL,
             producer INTEGER NOT NULL,
@@ -32,8 +35,8 @@ enum Schema {
         let db = try Database(path: path, readOnly: false)
         _ = try db.scalarText("PRAGMA journal_mode=WAL")
         try db.execute("PRAGMA synchronous=\(durability == .fsync ? "FULL" : "NORMAL")")
-        // Larger checkpoints amortise the database-file fsync over more commits.
-        try db.execute("PRAGMA wal_autocheckpoint=4096")
+        // The Checkpointer thread normally keeps the WAL short; this is only the backstop.
+        try db.execute("PRAGMA wal_autocheckpoint=\(writerCheckpointPages)")
         try db.execute("PRAGMA journal_size_limit=\(64 << 20)")
         let found = Int32(try db.scalarText("PRAGMA user_version") ?? "0") ?? 0
         if found == 0 {
