@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Wire", dependencies: ["ChaparCore"], swiftSettings: strict),
 
         // I/O layers: each sees the vocabulary, the pure modules and C, never each other.
-        .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite"], swiftSettings: strict),
+        .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite", "CLinux"], swiftSettings: strict),
         .target(name: "Transport", dependencies: ["ChaparCore", "CLinux"], swiftSettings: strict),
 
         // The shell that runs everything, and the client library.

@@ -5,6 +5,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <string.h>
 
 const uint32_t CLINUX_EPOLLIN = EPOLLIN;
 const uint32_t CLINUX_EPOLLOUT = EPOLLOUT;
@@ -70,3 +72,46 @@ int clinux_socket_tcp(int family, int nonblocking) {
 }
 
 void clinux_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+static uint32_t crc32c_table[256];
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t crc = i;
+        for (int k = 0; k < 8; k++) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+        crc32c_table[i] = crc;
+    }
+}
+
+static uint32_t crc32c_software(uint32_t crc, const uint8_t *p, size_t n) {
+    pthread_once(&crc32c_once, crc32c_init);
+    while (n--) crc = crc32c_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t n) {
+    uint64_t value = crc;
+    while (n >= 8) {
+        uint64_t word;
+        memcpy(&word, p, 8);
+        value = __builtin_ia32_crc32di(value, word);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t small = (uint32_t)value;
+    while (n--) small = __builtin_ia32_crc32qi(small, *p++);
+    return small;
+}
+#endif
+
+uint32_t clinux_crc32c(uint32_t crc, const void *data, size_t count) {
+    const uint8_t *p = data;
+    uint32_t value = ~crc;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) return ~crc32c_hardware(value, p, count);
+#endif
+    return ~crc32c_software(value, p, count);
+}

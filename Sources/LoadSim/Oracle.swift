@@ -2,6 +2,10 @@
 /// positions are offsets, `publisher` is 0) or one publisher's messages in a channel
 /// (NATS, Redis: positions are the publisher's sequence numbers).
 public struct StreamKey: Hashable, Sendable {
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(UInt64(subscriber) << 32 | UInt64(channel) ^ UInt64(publisher) << 20)
+    }
+
     public var subscriber: UInt32
     public var channel: UInt32
     public var publisher: UInt32
@@ -76,15 +80,17 @@ public struct Oracle: Sendable {
     }
 
     public mutating func observe(_ key: StreamKey, position: UInt64) {
-        guard let track = tracks[key] else {
+        // One hash lookup per message: this runs for every delivery of a run.
+        guard let index = tracks.index(forKey: key) else {
             tracks[key] = Track(start: position, last: position)
             return
         }
+        let track = tracks.values[index]
         if position == track.last + 1 {
-            tracks[key]!.last = position
+            tracks.values[index].last = position
         } else if position > track.last + 1 {
             note(key, "expected \(track.last + 1), got \(position)", gap: position - track.last - 1)
-            tracks[key]!.last = position
+            tracks.values[index].last = position
         } else if position == track.last {
             violations.duplicates += 1
             example(key, "\(position) delivered twice")

@@ -122,6 +122,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     // MARK: ConnectionDelegate
 
     func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer) {
+        worker.receivedAt = worker.nowMicros()  // one clock read per read(2), not per message
         do throws(CodecError) {
             try codec.consume(bytes) { event in handle(event) }
         } catch {

@@ -17,6 +17,8 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
     var random: SeededRandom
     private(set) var notes: [String] = []
     private var scratch: [UInt8]
+    /// When the bytes being handled were read: the delivery time of their messages.
+    var receivedAt: Int64 = 0
 
     private var publishing = false
     private var startMicros: Int64 = 0
@@ -124,7 +126,7 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
         }
         stats.delivered += 1
         stats.deliveredBytes += UInt64(payload.count)
-        stats.deliverLatency.record(UInt64(max(0, nowMicros() - stamp.sentMicros)))
+        stats.deliverLatency.record(UInt64(max(0, receivedAt - stamp.sentMicros)))
         let subscriber = UInt32(connection.id)
         if let offset {
             oracle.observe(StreamKey(subscriber: subscriber, channel: stamp.channel, publisher: 0), position: offset)

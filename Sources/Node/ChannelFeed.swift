@@ -16,11 +16,17 @@ final class ChannelFeed: Sendable {
 
     let channel: String
     let cacheBytesMax: Int
+    let budget: CacheBudget
     private let state = Mutex(State())
 
-    init(channel: String, cacheBytesMax: Int) {
+    init(channel: String, cacheBytesMax: Int, budget: CacheBudget) {
         self.channel = channel
         self.cacheBytesMax = cacheBytesMax
+        self.budget = budget
+    }
+
+    deinit {
+        budget.release(state.withLock { $0.cachedBytes })
     }
 
     /// Adds a committed chunk and returns the loops to notify. Committer thread only.
@@ -29,12 +35,18 @@ final class ChannelFeed: Sendable {
             if let last = s.chunks.last, last.lastOffset + 1 != chunk.firstOffset {
                 // Not contiguous (the feed was created mid-commit): start the cache afresh.
                 s.chunks.removeAll()
+                budget.release(s.cachedBytes)
                 s.cachedBytes = 0
             }
             s.chunks.append(chunk)
             s.cachedBytes += chunk.bytes.count
-            while s.cachedBytes > cacheBytesMax && s.chunks.count > 1 {
-                s.cachedBytes -= s.chunks.removeFirst().bytes.count
+            budget.take(chunk.bytes.count)
+            // The channel's own cap, then the node-wide budget: the channel that adds is
+            // the one that sheds, so hot channels keep the newest and idle ones are left alone.
+            while (s.cachedBytes > cacheBytesMax || budget.isExceeded) && s.chunks.count > 1 {
+                let evicted = s.chunks.removeFirst().bytes.count
+                s.cachedBytes -= evicted
+                budget.release(evicted)
             }
             s.head = max(s.head, chunk.lastOffset)
             return s.interestedLoops
@@ -62,13 +74,30 @@ final class ChannelFeed: Sendable {
     }
 }
 
+/// Bytes held by all tail caches of a node, against a node-wide limit.
+final class CacheBudget: Sendable {
+    private let used = Atomic<Int>(0)
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func take(_ bytes: Int) { used.wrappingAdd(bytes, ordering: .relaxed) }
+    func release(_ bytes: Int) { used.wrappingSubtract(bytes, ordering: .relaxed) }
+    var isExceeded: Bool { used.load(ordering: .relaxed) > limit }
+    var bytes: Int { used.load(ordering: .relaxed) }
+}
+
 /// The feeds of every channel with subscribers on this node.
 final class FeedRegistry: Sendable {
     private let feeds = Mutex<[String: ChannelFeed]>([:])
     let cacheBytesMax: Int
+    let budget: CacheBudget
 
-    init(cacheBytesMax: Int) {
+    init(cacheBytesMax: Int, totalBytesMax: Int) {
         self.cacheBytesMax = cacheBytesMax
+        self.budget = CacheBudget(limit: totalBytesMax)
     }
 
     func lookup(_ channel: String) -> ChannelFeed? {
@@ -79,7 +108,7 @@ final class FeedRegistry: Sendable {
     /// so a commit reported after this call is certain to reach `loop`.
     func subscribe(_ channel: String, loop: Int) -> ChannelFeed {
         feeds.withLock { map in
-            let feed = map[channel] ?? ChannelFeed(channel: channel, cacheBytesMax: cacheBytesMax)
+            let feed = map[channel] ?? ChannelFeed(channel: channel, cacheBytesMax: cacheBytesMax, budget: budget)
             map[channel] = feed
             _ = feed.setInterest(loop: loop, true)
             return feed

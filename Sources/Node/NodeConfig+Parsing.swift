@@ -6,7 +6,7 @@ extension NodeConfig {
     /// The JSON keys and flag names (flags take a `--` prefix) are the same words.
     static let keys: Set<String> = [
         "data", "listen", "node-id", "loops", "durability", "retention", "outbound-bytes-max",
-        "tail-cache-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
+        "tail-cache-bytes", "tail-cache-total-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
     ]
 
     /// Applies a JSON configuration document on top of the current values.
@@ -52,6 +52,7 @@ extension NodeConfig {
             durability = mode
         case "outbound-bytes-max": outboundBytesMax = Int(try integer(0...(1 << 34)))
         case "tail-cache-bytes": tailCacheBytesPerChannel = Int(try integer(0...(1 << 34)))
+        case "tail-cache-total-bytes": tailCacheBytesTotal = Int(try integer(0...(1 << 40)))
         case "inflight-bytes-max": inflightBytesMax = Int(try integer(0...(1 << 34)))
         case "hello-timeout-ms": helloTimeoutMs = try integer(0...3_600_000)
         case "log-level": logLevel = text

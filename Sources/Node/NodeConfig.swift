@@ -18,8 +18,11 @@ public struct NodeConfig: Equatable, Sendable {
     /// Bytes queued towards one connection before its subscriptions stop taking live
     /// messages and fall back to reading the log.
     public var outboundBytesMax: Int = 4 << 20
-    /// Recent encoded messages kept per subscribed channel for live fan-out.
-    public var tailCacheBytesPerChannel: Int = 4 << 20
+    /// Recent encoded messages kept per subscribed channel, so subscribers a little behind
+    /// are served from memory, shared, rather than each reading the log.
+    public var tailCacheBytesPerChannel: Int = 64 << 20
+    /// All channels' tail caches together (approximate: the channel that adds sheds).
+    public var tailCacheBytesTotal: Int = 1 << 30
     /// Unacknowledged publish payload bytes per connection before reading pauses.
     public var inflightBytesMax: Int = 8 << 20
     /// A connection that sends no HELLO within this time is closed.
@@ -53,6 +56,9 @@ public struct NodeConfig: Equatable, Sendable {
         }
         if tailCacheBytesPerChannel < (64 << 10) {
             throw .invalid(field: "tail-cache-bytes", reason: "must be at least 65536")
+        }
+        if tailCacheBytesTotal < tailCacheBytesPerChannel {
+            throw .invalid(field: "tail-cache-total-bytes", reason: "must be at least tail-cache-bytes")
         }
         if inflightBytesMax < (1 << 20) + 1024 {
             throw .invalid(field: "inflight-bytes-max", reason: "must exceed the largest publish (1 MiB)")

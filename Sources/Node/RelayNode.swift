@@ -26,7 +26,7 @@ public final class RelayNode: Sendable {
         try config.validate()
         self.config = config
         let directory = try DataDirectory(path: config.data)
-        let feeds = FeedRegistry(cacheBytesMax: config.tailCacheBytesPerChannel)
+        let feeds = FeedRegistry(cacheBytesMax: config.tailCacheBytesPerChannel, totalBytesMax: config.tailCacheBytesTotal)
         let loopCount = config.loops > 0 ? config.loops : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let group = try EventLoopGroup(count: loopCount, name: "chapar-loop")
         let mailboxes = MailboxTable()

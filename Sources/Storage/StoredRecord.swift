@@ -35,7 +35,7 @@ public struct ChannelBounds: Equatable, Sendable {
 enum RecordChecksum {
     static func compute(channelId: Int64, offset: UInt64, timestamp: Int64, payload: UnsafeRawBufferPointer) -> UInt32 {
         var header = (channelId.bigEndian, offset.bigEndian, timestamp.bigEndian)
-        let crc = withUnsafeBytes(of: &header) { CRC32C.update(0, $0) }
-        return CRC32C.update(crc, payload)
+        let crc = withUnsafeBytes(of: &header) { Checksum.crc32c(0, $0) }
+        return Checksum.crc32c(crc, payload)
     }
 }

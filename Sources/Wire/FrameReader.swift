@@ -32,21 +32,47 @@ public struct FrameReader: Sendable {
         _ input: UnsafeRawBufferPointer,
         _ deliver: (UInt8, UInt32, UnsafeRawBufferPointer) throws(ProtocolViolation) -> Void
     ) throws(ProtocolViolation) {
-        if pending.isEmpty {
-            let consumed = try Self.split(input, deliver)
-            if consumed < input.count {
-                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[consumed...]))
-            }
-            return
+        var input = input
+        if !pending.isEmpty {
+            // Complete the one partial frame with just the bytes it lacks, so a busy
+            // stream never copies a whole read buffer, only the frame cut by its end.
+            guard let rest = try completePending(input, deliver) else { return }
+            input = rest
         }
-        pending.append(contentsOf: input)
+        let consumed = try Self.split(input, deliver)
+        if consumed < input.count {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[consumed...]))
+        }
+    }
+
+    /// Moves bytes from `input` into `pending` until it holds a whole frame, delivers it
+    /// and returns the unused input; nil when `input` ran out first.
+    private mutating func completePending(
+        _ input: UnsafeRawBufferPointer,
+        _ deliver: (UInt8, UInt32, UnsafeRawBufferPointer) throws(ProtocolViolation) -> Void
+    ) throws(ProtocolViolation) -> UnsafeRawBufferPointer? {
+        var used = 0
+        if pending.count < 4 {
+            used = min(4 - pending.count, input.count)
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[..<used]))
+            if pending.count < 4 { return nil }
+        }
+        let length = pending.withUnsafeBytes { Int(UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self))) }
+        let missing = min(max(0, 4 + length - pending.count), input.count - used)
+        if length <= Limits.frameBytesMax {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[used..<(used + missing)]))
+            used += missing
+        }
+        // `split` validates the header (length bounds, type) whether or not the body is complete.
         let result: Result<Int, ProtocolViolation> = pending.withUnsafeBytes { bytes in
             do throws(ProtocolViolation) { return .success(try Self.split(bytes, deliver)) }
             catch { return .failure(error) }
         }
         let consumed = try result.get()
-        pending.removeFirst(consumed)
-        if pending.isEmpty { pending = [] }  // give the capacity back while idle
+        if consumed == 0 { return nil }
+        precondition(consumed == pending.count, "pending holds exactly one frame")
+        pending = []  // give the memory back: an idle connection holds no buffer
+        return UnsafeRawBufferPointer(rebasing: input[used...])
     }
 
     /// Returns how many bytes of whole frames were consumed.

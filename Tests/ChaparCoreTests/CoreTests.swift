@@ -1,29 +1,6 @@
 import Testing
 @testable import ChaparCore
 
-@Suite struct CRC32CTests {
-    @Test func knownVectors() {
-        // RFC 3720 B.4 test vectors for CRC-32C.
-        #expect(CRC32C.checksum(Array(repeating: 0, count: 32)) == 0x8A91_36AA)
-        #expect(CRC32C.checksum(Array(repeating: 0xFF, count: 32)) == 0x62A8_AB43)
-        #expect(CRC32C.checksum(Array(0..<32)) == 0x46DD_794E)
-        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
-    }
-
-    @Test func incrementalEqualsWhole() {
-        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
-        let whole = CRC32C.checksum(data)
-        for cut in [0, 1, 7, 8, 9, 500, 999, 1000] {
-            let partial = data.withUnsafeBytes { bytes in
-                CRC32C.update(
-                    CRC32C.update(0, UnsafeRawBufferPointer(rebasing: bytes[..<cut])),
-                    UnsafeRawBufferPointer(rebasing: bytes[cut...]))
-            }
-            #expect(partial == whole, "cut at \(cut)")
-        }
-    }
-}
-
 @Suite struct ByteCodingTests {
     @Test func roundTripsIntegersBigEndian() throws {
         var writer = ByteWriter()

@@ -35,6 +35,18 @@ func publishBody(channel: [UInt8], flags: UInt8 = 0, payloadLength: UInt32? = ni
         #expect(violation(rawFrame(length: justOver, type: 0x03, body: []))?.code == .frameTooLarge)
     }
 
+    @Test func oversizedLengthSplitAcrossReadsIsRefused() {
+        var reader = FrameReader()
+        var thrown: ProtocolViolation?
+        for byte: UInt8 in [0xFF, 0xFF, 0xFF, 0xFF] where thrown == nil {
+            [byte].withUnsafeBytes { raw in
+                do throws(ProtocolViolation) { try reader.feed(raw) { _ in } } catch { thrown = error }
+            }
+        }
+        #expect(thrown?.code == .frameTooLarge)
+        #expect(reader.bufferedBytes <= 4)
+    }
+
     @Test func lengthBelowHeaderIsMalformed() {
         #expect(violation([0, 0, 0, 0])?.code == .malformedFrame)
         #expect(violation([0, 0, 0, 4, 0x0C, 0, 0, 0])?.code == .malformedFrame)
