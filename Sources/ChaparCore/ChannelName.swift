@@ -26,6 +26,12 @@ public enum ChannelName {
     public static func validate(_ bytes: some Collection<UInt8>) -> Result<String, Problem> {
         if bytes.isEmpty { return .failure(.empty) }
         if bytes.count > Limits.channelBytesMax { return .failure(.tooLong(bytes: bytes.count)) }
+        // Most names are ASCII: check the bytes and build the String once (this runs for
+        // every frame that names a channel).
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            for byte in bytes where !isAllowed(Unicode.Scalar(byte)) { return .failure(.forbiddenCharacter(UInt32(byte))) }
+            return .success(String(decoding: bytes, as: UTF8.self))
+        }
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         var scalars = String.UnicodeScalarView()

@@ -19,22 +19,46 @@ final class ChaparCodec: TargetCodec {
     }
 
     func publish(_ channel: String, payload: UnsafeRawBufferPointer, correlation: UInt32, into buffer: inout [UInt8]) {
-        var writer = ByteWriter(capacity: payload.count + channel.utf8.count + 20)
-        let start = FrameEncoder.beginFrame(.publish, correlation: correlation, into: &writer)
-        writer.writeShortBytes(Array(channel.utf8))
-        writer.write(UInt8(0))
-        writer.writeLongBytes(payload)
-        FrameEncoder.endFrame(start: start, into: &writer)
-        buffer.append(contentsOf: writer.bytes)
+        // Written field by field straight into the caller's buffer: this runs for every
+        // publish of a run (docs/PROTOCOL.md, PUBLISH).
+        let channelCount = channel.utf8.count
+        let length = UInt32(1 + 4 + 1 + channelCount + 1 + 4 + payload.count)
+        appendBigEndian(length, to: &buffer)
+        buffer.append(FrameType.publish.rawValue)
+        appendBigEndian(correlation, to: &buffer)
+        buffer.append(UInt8(channelCount))
+        buffer.append(contentsOf: channel.utf8)
+        buffer.append(0)
+        appendBigEndian(UInt32(payload.count), to: &buffer)
+        buffer.append(contentsOf: payload)
+    }
+
+    private func appendBigEndian(_ value: UInt32, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(truncatingIfNeeded: value >> 24))
+        buffer.append(UInt8(truncatingIfNeeded: value >> 16))
+        buffer.append(UInt8(truncatingIfNeeded: value >> 8))
+        buffer.append(UInt8(truncatingIfNeeded: value))
     }
 
     func flushMarker(publishes: Int) -> [UInt8]? { nil }
+
+    /// The offset of an ACK body (`channel:str8 offset:u64 flags:u8`) read in place.
+    static func ackOffset(_ body: UnsafeRawBufferPointer) -> UInt64? {
+        guard body.count >= 1 else { return nil }
+        let channelCount = Int(body[0])
+        guard body.count == 1 + channelCount + 8 + 1 else { return nil }
+        return UInt64(bigEndian: body.loadUnaligned(fromByteOffset: 1 + channelCount, as: UInt64.self))
+    }
 
     func consume(_ bytes: UnsafeRawBufferPointer, _ handle: (CodecEvent) -> Void) throws(CodecError) {
         do throws(ProtocolViolation) {
             try frames.feedRaw(bytes) { (type, correlation, body) throws(ProtocolViolation) in
                 if type == FrameType.message.rawValue, let message = MessageView(body: body) {
                     handle(.message(offset: message.offset, payload: message.payload))
+                    return
+                }
+                if type == FrameType.ack.rawValue, let offset = Self.ackOffset(body) {
+                    handle(.acked(correlation: correlation, offset: offset))
                     return
                 }
                 switch try FrameDecoder.decode(typeByte: type, correlation: correlation, body: body).frame {

@@ -45,6 +45,12 @@ final class RedisCodec: TargetCodec {
         try pending.feed(bytes) { (buffer) throws(CodecError) in
             var position = 0
             while position < buffer.count {
+                if let (payload, next) = Self.fastMessage(buffer, at: position) {
+                    // The hot path: a pub/sub message, read in place without building values.
+                    handle(.message(offset: nil, payload: payload))
+                    position = next
+                    continue
+                }
                 guard let (value, next) = try parse(buffer, at: position) else { break }
                 position = next
                 dispatch(value, handle)
@@ -76,6 +82,28 @@ final class RedisCodec: TargetCodec {
         default:
             break
         }
+    }
+
+    private static let messagePrefix = Array(">3\r\n$7\r\nmessage\r\n$".utf8)
+
+    /// `>3 $7 message $N channel $M payload`, entirely present at `start`: the payload and
+    /// the position after it. Nil for anything else (the general parser takes over).
+    static func fastMessage(_ b: UnsafeRawBufferPointer, at start: Int) -> (UnsafeRawBufferPointer, Int)? {
+        let prefix = messagePrefix
+        guard b.count - start > prefix.count else { return nil }
+        for index in 0..<prefix.count where b[start + index] != prefix[index] { return nil }
+        let channelHeader = start + prefix.count
+        guard let channelEnd = findLineEnd(b, from: channelHeader),
+              let channelCount = parseDecimal(b, channelHeader..<channelEnd)
+        else { return nil }
+        let payloadHeader = channelEnd + 2 + channelCount + 2
+        guard payloadHeader < b.count, b[payloadHeader] == UInt8(ascii: "$"),
+              let payloadEnd = findLineEnd(b, from: payloadHeader + 1),
+              let payloadCount = parseDecimal(b, (payloadHeader + 1)..<payloadEnd)
+        else { return nil }
+        let payloadStart = payloadEnd + 2
+        guard b.count >= payloadStart + payloadCount + 2 else { return nil }
+        return (UnsafeRawBufferPointer(rebasing: b[payloadStart..<(payloadStart + payloadCount)]), payloadStart + payloadCount + 2)
     }
 
     /// Parses one value at `start`; nil when it has not fully arrived.

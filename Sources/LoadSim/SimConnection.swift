@@ -18,7 +18,9 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     /// Read history from offset 1 on the first subscription (late joiners).
     var fromHistory = false
     var publishers: [PublisherState] = []
-    private var inflight: [UInt32: (publisher: Int, sent: Int64)] = [:]
+    /// Publishes awaiting an ACK by correlation id. Ids are handed out in sequence, so a
+    /// ring indexed by id (no hashing) holds them; `inflightCount` entries are live.
+    private var inflight = CorrelationRing()
     private var inflightOrdered: [(publisher: Int, sent: Int64)] = []
     private var inflightOrderedHead = 0
     private var nextCorrelation: UInt32 = 1
@@ -79,7 +81,8 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         publisher.inflight += 1
         publishers[index] = publisher
         if codec.supportsAcks {
-            if codec.hasOffsets { inflight[correlation] = (index, sentMicros) } else { inflightOrdered.append((index, sentMicros)) }
+            if codec.hasOffsets { inflight.insert(correlation, publisher: index, sent: sentMicros) }
+            else { inflightOrdered.append((index, sentMicros)) }
         } else {
             unflushed[index, default: 0] += 1
         }
@@ -147,7 +150,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
             if isSubscribedEverywhere { worker.connectionSubscribed(self) }
         case .acked(let correlation, let offset):
             if let correlation {
-                guard let entry = inflight.removeValue(forKey: correlation) else { return }
+                guard let entry = inflight.remove(correlation) else { return }
                 settle(entry.publisher, sent: entry.sent, offset: offset, acked: true)
             } else if inflightOrderedHead < inflightOrdered.count {
                 let entry = inflightOrdered[inflightOrderedHead]
@@ -171,7 +174,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         case .failure(let text, let correlation):
             worker.stats.errors += 1
             worker.note("connection \(id): \(text)")
-            if let correlation, let entry = inflight.removeValue(forKey: correlation) {
+            if let correlation, let entry = inflight.remove(correlation) {
                 settle(entry.publisher, sent: entry.sent, offset: nil, acked: false)
             }
         }
@@ -194,9 +197,8 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         state = .down
         tcp = nil
         // Unacknowledged publishes have an unknown outcome: free their window, count nothing.
-        for (_, entry) in inflight { publishers[entry.publisher].inflight -= 1 }
+        for entry in inflight.removeAll() { publishers[entry.publisher].inflight -= 1 }
         for entry in inflightOrdered[inflightOrderedHead...] { publishers[entry.publisher].inflight -= 1 }
-        inflight = [:]
         inflightOrdered = []
         inflightOrderedHead = 0
         for counts in markers[markerHead...] { for (index, count) in counts { publishers[index].inflight -= count } }
@@ -226,5 +228,37 @@ struct PublisherState {
         case .fixed(let n): return n
         case .uniform(let low, let high): return low + Int(random.next() % UInt64(high - low + 1))
         }
+    }
+}
+
+/// Outstanding requests keyed by correlation id in a power-of-two ring. Ids are issued
+/// in order and at most `capacity` are outstanding (the publish windows), so slot
+/// `id % capacity` is free when an id is issued; a stale reply finds a different id.
+struct CorrelationRing {
+    private var slots: [(id: UInt32, publisher: Int, sent: Int64)] = []
+    private var mask = 0
+
+    mutating func insert(_ id: UInt32, publisher: Int, sent: Int64) {
+        if slots.isEmpty {
+            slots = Array(repeating: (0, 0, 0), count: 1 << 17)
+            mask = slots.count - 1
+        }
+        let slot = Int(id) & mask
+        precondition(slots[slot].id == 0, "more requests outstanding than the ring holds")
+        slots[slot] = (id, publisher, sent)
+    }
+
+    mutating func remove(_ id: UInt32) -> (publisher: Int, sent: Int64)? {
+        guard !slots.isEmpty else { return nil }
+        let slot = Int(id) & mask
+        guard slots[slot].id == id, id != 0 else { return nil }
+        defer { slots[slot].id = 0 }
+        return (slots[slot].publisher, slots[slot].sent)
+    }
+
+    mutating func removeAll() -> [(publisher: Int, sent: Int64)] {
+        let live = slots.filter { $0.id != 0 }.map { (publisher: $0.publisher, sent: $0.sent) }
+        slots = []
+        return live
     }
 }

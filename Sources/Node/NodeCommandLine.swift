@@ -19,7 +19,7 @@ public enum NodeCommandLine {
                                      OS has the write (survives kill -9, not power loss)
           --outbound-bytes-max N     bytes queued per connection before subscribers fall back to
                                      the log (default 4194304)
-          --tail-cache-bytes N       recent frames cached per subscribed channel (default 67108864)
+          --tail-cache-bytes N       recent frames cached per subscribed channel (default 268435456)
           --tail-cache-total-bytes N all channels' caches together (default 1073741824)
           --inflight-bytes-max N     unacknowledged publish bytes per connection before reading
                                      pauses (default 8388608)

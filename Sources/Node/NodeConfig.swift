@@ -20,7 +20,7 @@ public struct NodeConfig: Equatable, Sendable {
     public var outboundBytesMax: Int = 4 << 20
     /// Recent encoded messages kept per subscribed channel, so subscribers a little behind
     /// are served from memory, shared, rather than each reading the log.
-    public var tailCacheBytesPerChannel: Int = 64 << 20
+    public var tailCacheBytesPerChannel: Int = 256 << 20
     /// All channels' tail caches together (approximate: the channel that adds sheds).
     public var tailCacheBytesTotal: Int = 1 << 30
     /// Unacknowledged publish payload bytes per connection before reading pauses.
