@@ -232,26 +232,29 @@ struct PublisherState {
 }
 
 /// Outstanding requests keyed by correlation id in a power-of-two ring. Ids are issued
-/// in order and at most `capacity` are outstanding (the publish windows), so slot
-/// `id % capacity` is free when an id is issued; a stale reply finds a different id.
+/// in order, so while fewer than `capacity` are outstanding, slot `id % capacity` is free
+/// when an id is issued; when it is not, the ring doubles. It starts small: thousands of
+/// simulated connections each keep one.
 struct CorrelationRing {
     private var slots: [(id: UInt32, publisher: Int, sent: Int64)] = []
-    private var mask = 0
 
     mutating func insert(_ id: UInt32, publisher: Int, sent: Int64) {
-        if slots.isEmpty {
-            slots = Array(repeating: (0, 0, 0), count: 1 << 17)
-            mask = slots.count - 1
-        }
-        let slot = Int(id) & mask
-        precondition(slots[slot].id == 0, "more requests outstanding than the ring holds")
-        slots[slot] = (id, publisher, sent)
+        precondition(id != 0, "correlation ids start at 1")
+        if slots.isEmpty { slots = Array(repeating: (0, 0, 0), count: 16) }
+        while slots[Int(id) & (slots.count - 1)].id != 0 { grow() }
+        slots[Int(id) & (slots.count - 1)] = (id, publisher, sent)
+    }
+
+    private mutating func grow() {
+        let live = slots.filter { $0.id != 0 }
+        slots = Array(repeating: (0, 0, 0), count: slots.count * 2)
+        for entry in live { slots[Int(entry.id) & (slots.count - 1)] = entry }
     }
 
     mutating func remove(_ id: UInt32) -> (publisher: Int, sent: Int64)? {
-        guard !slots.isEmpty else { return nil }
-        let slot = Int(id) & mask
-        guard slots[slot].id == id, id != 0 else { return nil }
+        guard !slots.isEmpty, id != 0 else { return nil }
+        let slot = Int(id) & (slots.count - 1)
+        guard slots[slot].id == id else { return nil }
         defer { slots[slot].id = 0 }
         return (slots[slot].publisher, slots[slot].sent)
     }
