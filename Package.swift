@@ -21,6 +21,9 @@ let package = Package(
         .systemLibrary(
             name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(
+            name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]),
         .target(
             name: "CLinux", path: "Sources/CLinux",
             cSettings: [.define("_GNU_SOURCE")]),
@@ -28,6 +31,7 @@ let package = Package(
         // Vocabulary and pure codecs: no I/O, no clocks, no threads.
         .target(name: "ChaparCore", swiftSettings: strict),
         .target(name: "Wire", dependencies: ["ChaparCore"], swiftSettings: strict),
+        .target(name: "Auth", dependencies: ["ChaparCore", "COpenSSL"], swiftSettings: strict),
 
         // I/O layers: each sees the vocabulary, the pure modules and C, never each other.
         .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite", "CLinux"], swiftSettings: strict),
@@ -35,7 +39,7 @@ let package = Package(
 
         // The shell that runs everything, and the client library.
         .target(
-            name: "Node", dependencies: ["ChaparCore", "Wire", "Storage", "Transport"],
+            name: "Node", dependencies: ["ChaparCore", "Wire", "Storage", "Transport", "Auth"],
             swiftSettings: strict),
         .target(name: "Client", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),
         .target(name: "LoadSim", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),
@@ -43,7 +47,7 @@ let package = Package(
         // Executables.
         .executableTarget(name: "chapard", dependencies: ["Node"], swiftSettings: strict),
         .executableTarget(
-            name: "chaparctl", dependencies: ["ChaparCore", "Client"], path: "Tools/chaparctl",
+            name: "chaparctl", dependencies: ["ChaparCore", "Client", "Auth"], path: "Tools/chaparctl",
             swiftSettings: strict),
         .executableTarget(
             name: "chapar-loadsim", dependencies: ["ChaparCore", "LoadSim", "Transport"],
@@ -52,6 +56,7 @@ let package = Package(
         // Tests mirror the source modules; EndToEndTests drive real processes.
         .testTarget(name: "ChaparCoreTests", dependencies: ["ChaparCore"], swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
+        .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StoreCrashHelper"], swiftSettings: strict),
         .executableTarget(
             name: "StoreCrashHelper", dependencies: ["ChaparCore", "Storage"], path: "Tests/StoreCrashHelper",

@@ -8,9 +8,14 @@ final class ChaparCodec: TargetCodec {
     var supportsHistory: Bool { true }
     var hasOffsets: Bool { true }
     private var frames = FrameReader()
+    private let token: [UInt8]?
+
+    init(token: [UInt8]? = nil) {
+        self.token = token
+    }
 
     func greeting() -> [UInt8] {
-        FrameEncoder.encode(Envelope(.hello(Hello(clientName: "chapar-loadsim")), correlation: 0xFFFF_FFFF))
+        FrameEncoder.encode(Envelope(.hello(Hello(clientName: "chapar-loadsim", token: token)), correlation: 0xFFFF_FFFF))
     }
 
     func subscribe(_ channel: String, correlation: UInt32, from: UInt64?) -> [UInt8] {

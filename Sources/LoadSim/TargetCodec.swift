@@ -52,6 +52,8 @@ public struct Target: Equatable, Sendable, CustomStringConvertible {
 
     public var kind: Kind
     public var addresses: [SocketAddress]
+    /// Sent in HELLO to Chapar nodes that require a token.
+    public var token: [UInt8]?
 
     public init(parsing url: String) throws(CodecErrorPublic) {
         guard let separator = url.firstRange(of: "://") else { throw CodecErrorPublic(description: "target '\(url)' is not KIND://HOST:PORT") }
@@ -76,7 +78,7 @@ public struct Target: Equatable, Sendable, CustomStringConvertible {
 
     func makeCodec() -> TargetCodec {
         switch kind {
-        case .chapar: ChaparCodec()
+        case .chapar: ChaparCodec(token: token)
         case .nats: NatsCodec()
         case .redis: RedisCodec()
         }

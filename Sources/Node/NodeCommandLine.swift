@@ -25,6 +25,8 @@ public enum NodeCommandLine {
                                      pauses (default 8388608)
           --hello-timeout-ms N       close connections that send no HELLO in time (default 10000)
           --log-level LEVEL          debug, info (default), warn, error
+          --token-secret-file FILE   require a token in HELLO, signed with the secret in FILE
+                                     (≥ 32 bytes; `chaparctl secret` makes one)
           -h, --help                 show this help
 
         Retention is set in the config file: {"retention": {"default": {"max-messages": N,

@@ -7,6 +7,7 @@ extension NodeConfig {
     static let keys: Set<String> = [
         "data", "listen", "node-id", "loops", "durability", "retention", "outbound-bytes-max",
         "tail-cache-bytes", "tail-cache-total-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
+        "token-secret-file",
     ]
 
     /// Applies a JSON configuration document on top of the current values.
@@ -56,6 +57,7 @@ extension NodeConfig {
         case "inflight-bytes-max": inflightBytesMax = Int(try integer(0...(1 << 34)))
         case "hello-timeout-ms": helloTimeoutMs = try integer(0...3_600_000)
         case "log-level": logLevel = text
+        case "token-secret-file": tokenSecretFile = text
         default: throw .invalid(field: key, reason: "unknown setting")
         }
     }

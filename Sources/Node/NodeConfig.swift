@@ -28,6 +28,8 @@ public struct NodeConfig: Equatable, Sendable {
     /// A connection that sends no HELLO within this time is closed.
     public var helloTimeoutMs: Int64 = 10_000
     public var logLevel: String = "info"
+    /// File holding the token secret. When set, HELLO must carry a valid token.
+    public var tokenSecretFile: String = ""
 
     public init() {}
 

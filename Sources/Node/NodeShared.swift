@@ -1,3 +1,4 @@
+import Auth
 import Storage
 import Transport
 
@@ -9,11 +10,14 @@ final class NodeShared: Sendable {
     let directory: DataDirectory
     let feeds: FeedRegistry
     let committer: GroupCommitter<PublishTicket>
+    /// Set when clients must present a token.
+    let tokenSecret: TokenSecret?
 
     init(
         config: NodeConfig, logger: Logger, directory: DataDirectory, feeds: FeedRegistry,
-        committer: GroupCommitter<PublishTicket>
+        committer: GroupCommitter<PublishTicket>, tokenSecret: TokenSecret?
     ) {
+        self.tokenSecret = tokenSecret
         self.config = config
         self.logger = logger
         self.directory = directory

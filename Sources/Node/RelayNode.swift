@@ -1,3 +1,5 @@
+import Auth
+import FoundationEssentials
 import Storage
 import Synchronization
 import Transport
@@ -40,7 +42,18 @@ public final class RelayNode: Sendable {
             "data": config.data, "channels": "\(recovered.count)", "durability": config.durability.rawValue,
             "messages": "\(recovered.values.reduce(0) { $0 + ($1.head + 1 - $1.earliest) })",
         ])
-        let shared = NodeShared(config: config, logger: logger, directory: directory, feeds: feeds, committer: committer)
+        var tokenSecret: TokenSecret?
+        if !config.tokenSecretFile.isEmpty {
+            guard let bytes = FileManager.default.contents(atPath: config.tokenSecretFile) else {
+                throw NodeConfig.Problem.invalid(field: "token-secret-file", reason: "cannot read \(config.tokenSecretFile)")
+            }
+            do { tokenSecret = try TokenSecret(Array(bytes)) } catch {
+                throw NodeConfig.Problem.invalid(field: "token-secret-file", reason: error.description)
+            }
+        }
+        let shared = NodeShared(
+            config: config, logger: logger, directory: directory, feeds: feeds, committer: committer,
+            tokenSecret: tokenSecret)
         var contexts: [LoopContextBox] = []
         for loop in group.loops {
             let box = group.sync(on: loop.index) { () -> Result<LoopContextBox, StorageError> in

@@ -1,3 +1,4 @@
+import Auth
 import ChaparCore
 import Storage
 import Transport
@@ -17,6 +18,8 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
     private var pausedForInflight = false
     private var pendingAppends: [(AppendInput, PublishTicket)] = []
     var subscriptions: [String: Subscription] = [:]
+    /// Who the token says the client is (nil when the node requires no token).
+    private(set) var subject: String?
 
     init(id: UInt64, context: LoopContext, connection: TCPConnection) {
         self.id = id
@@ -115,6 +118,14 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
                 .unsupportedVersion,
                 "protocol version \(hello.version) is not supported; this server speaks \(ProtocolVersion.current)",
                 correlation: correlation))
+        }
+        if let secret = context.shared.tokenSecret {
+            do {
+                let token = try AccessToken.verify(hello.token ?? [], secret: secret, now: WallClock.nowMs() / 1000)
+                subject = token.subject
+            } catch {
+                return fail(ProtocolViolation(.unauthorized, error.description, correlation: correlation))
+            }
         }
         greeted = true
         if let helloTimer { context.loop.cancelTimer(helloTimer) }

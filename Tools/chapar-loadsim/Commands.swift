@@ -26,6 +26,7 @@ enum Usage {
           --publishers N    dedicated publishers per channel             --duration S
 
         --setting KEY=VALUE records a fact about the run in the report (build, durability).
+        --token TOKEN is sent in HELLO to Chapar targets that require one (chaparctl token).
         Exit status: 0 clean, 1 oracle violations or a failed run, 2 bad usage or input.
         """
 }
@@ -116,10 +117,11 @@ enum Commands {
     static func run(_ arguments: CommandArguments) throws -> Int32 {
         if arguments.has("help") { print(Usage.main); return 0 }
         try rejectPositionals(arguments)
-        try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "svg", "setting", "help"]))
+        try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "svg", "setting", "token", "help"]))
         let scenario = try scenario(arguments)
         guard let url = arguments.option("target") else { throw UsageError(description: "--target URL is required") }
-        let target = try Target(parsing: url)
+        var target = try Target(parsing: url)
+        target.token = arguments.option("token").map { Array($0.utf8) }
         let workers = try arguments.integer("workers", in: 1...64) ?? 1
         let report = try runOne(scenario, target: target, workers: workers, settings: settings(arguments))
         print(ReportFormat.text(report), terminator: "")
@@ -131,9 +133,14 @@ enum Commands {
     static func compare(_ arguments: CommandArguments) throws -> Int32 {
         if arguments.has("help") { print(Usage.main); return 0 }
         try rejectPositionals(arguments)
-        try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "setting", "help"]))
+        try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "setting", "token", "help"]))
         let scenario = try scenario(arguments)
-        let targets = try arguments.all("target").map { url throws -> Target in try Target(parsing: url) }
+        let token = arguments.option("token").map { Array($0.utf8) }
+        let targets = try arguments.all("target").map { url throws -> Target in
+            var target = try Target(parsing: url)
+            target.token = token
+            return target
+        }
         guard targets.count >= 2 else { throw UsageError(description: "compare needs at least two --target URLs") }
         let workers = try arguments.integer("workers", in: 1...64) ?? 1
         let settings = try settings(arguments)

@@ -5,14 +5,14 @@ import Wire
 
 enum PubSubCommands {
     static let pubUsage = """
-        USAGE: chaparctl pub --server HOST:PORT CHANNEL MESSAGE
+        USAGE: chaparctl pub --server HOST:PORT [--token TOKEN] CHANNEL MESSAGE
 
         Publishes MESSAGE (its UTF-8 bytes) to CHANNEL and prints the acknowledged offset
         once the node has stored it durably.
         """
 
     static let subUsage = """
-        USAGE: chaparctl sub --server HOST:PORT CHANNEL [--from earliest|latest|N] [--count K]
+        USAGE: chaparctl sub --server HOST:PORT [--token TOKEN] CHANNEL [--from earliest|latest|N] [--count K]
 
         Prints messages of CHANNEL, one per line: OFFSET, a space, the payload (UTF-8 with
         \\n and \\\\ escaped, or 0x-prefixed hex when it is not UTF-8). Starts at --from
@@ -22,7 +22,7 @@ enum PubSubCommands {
 
     static func pub(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(pubUsage); return 0 }
-        try arguments.rejectUnknown(["server", "help"])
+        try arguments.rejectUnknown(["server", "token", "help"])
         guard arguments.positionals.count == 2 else { throw CommandArguments.Failure("pub needs CHANNEL and MESSAGE\n\n\(pubUsage)") }
         let client = try await connect(arguments)
         defer { client.close() }
@@ -33,7 +33,7 @@ enum PubSubCommands {
 
     static func sub(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(subUsage); return 0 }
-        try arguments.rejectUnknown(["server", "from", "count", "help"])
+        try arguments.rejectUnknown(["server", "token", "from", "count", "help"])
         guard arguments.positionals.count == 1 else { throw CommandArguments.Failure("sub needs CHANNEL\n\n\(subUsage)") }
         let from: StartPosition
         switch arguments.option("from") ?? "latest" {
@@ -70,7 +70,8 @@ enum PubSubCommands {
             throw CommandArguments.Failure("--server HOST:PORT is required")
         }
         let address = try SocketAddress(parsing: server)
-        return try await ChaparClient.connect(to: address, clientName: "chaparctl")
+        return try await ChaparClient.connect(
+            to: address, clientName: "chaparctl", token: arguments.option("token").map { Array($0.utf8) })
     }
 
     /// Payload as one line of text.

@@ -11,6 +11,8 @@ let usage = """
     COMMANDS:
       pub    publish one message and print its offset
       sub    print messages of a channel (K of them, or follow live)
+      secret make a new token secret
+      token  sign a token for a client (pub/sub --token)
 
     Run `chaparctl COMMAND --help` for a command's options.
     """
@@ -32,6 +34,8 @@ do {
     switch command {
     case "pub": status = try await PubSubCommands.pub(arguments)
     case "sub": status = try await PubSubCommands.sub(arguments)
+    case "secret": status = try TokenCommands.secret(arguments)
+    case "token": status = try TokenCommands.token(arguments)
     default: fail("unknown command '\(command)'\n\n\(usage)", status: 2)
     }
 } catch let error as CommandArguments.Failure {
