@@ -75,6 +75,16 @@ func decodeAll(_ bytes: [UInt8], chunk: Int? = nil) throws(ProtocolViolation) ->
         #expect(bytes == expected)
     }
 
+    /// The worked example at the end of docs/PROTOCOL.md, byte for byte.
+    @Test func protocolDocumentExampleIsExact() {
+        let publish = FrameEncoder.encode(Envelope(.publish(Publish(channel: "news", payload: Array("hi".utf8))), correlation: 7))
+        #expect(publish == [0x00, 0x00, 0x00, 0x11, 0x03, 0x00, 0x00, 0x00, 0x07, 0x04, 0x6E, 0x65, 0x77, 0x73, 0x00,
+                            0x00, 0x00, 0x00, 0x02, 0x68, 0x69])
+        let ack = FrameEncoder.encode(Envelope(.ack(Ack(channel: "news", offset: 1)), correlation: 7))
+        #expect(ack == [0x00, 0x00, 0x00, 0x13, 0x04, 0x00, 0x00, 0x00, 0x07, 0x04, 0x6E, 0x65, 0x77, 0x73,
+                        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00])
+    }
+
     @Test func sharedMessageEncodingEqualsFrameEncoding() {
         let message = Message(channel: "news", offset: 77, timestamp: 123, payload: Array(repeating: 9, count: 300))
         var writer = ByteWriter()
