@@ -19,7 +19,7 @@ public final class ClientConnection: ConnectionDelegate {  // guarded by: loop t
     public typealias Reply = (Result<Frame, ClientError>) -> Void
 
     public let loop: EventLoop
-    public let tcp: TCPConnection
+    public let tcp: ByteStream
     public weak var handler: ClientConnectionHandler?
     private var frames = FrameReader()
     private var pending: [UInt32: Reply] = [:]
@@ -61,7 +61,7 @@ public final class ClientConnection: ConnectionDelegate {  // guarded by: loop t
         tcp.close()
     }
 
-    public func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer) {
+    public func connection(_ connection: ByteStream, received bytes: UnsafeRawBufferPointer) {
         do throws(ProtocolViolation) {
             try frames.feed(bytes) { envelope in dispatch(envelope) }
         } catch {
@@ -91,9 +91,9 @@ public final class ClientConnection: ConnectionDelegate {  // guarded by: loop t
         }
     }
 
-    public func connectionWritable(_ connection: TCPConnection) {}
+    public func connectionWritable(_ connection: ByteStream) {}
 
-    public func connectionClosed(_ connection: TCPConnection, error: SystemError?) {
+    public func connectionClosed(_ connection: ByteStream, error: SystemError?) {
         finish(.closed(reason: error?.description ?? "closed by the server"))
     }
 

@@ -10,7 +10,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     unowned let worker: Worker
     let address: SocketAddress
     private(set) var codec: TargetCodec
-    private(set) var tcp: TCPConnection?
+    private(set) var tcp: ByteStream?
     private(set) var state = State.down
     /// Channels this connection reads, and those whose subscription is confirmed.
     let channels: [UInt32]
@@ -124,7 +124,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
 
     // MARK: ConnectionDelegate
 
-    func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: ByteStream, received bytes: UnsafeRawBufferPointer) {
         worker.receivedAt = worker.nowMicros()  // one clock read per read(2), not per message
         do throws(CodecError) {
             try codec.consume(bytes) { event in handle(event) }
@@ -191,9 +191,9 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         tcp?.send(codec.subscribe(worker.channelName(channel), correlation: 0x8000_0000 | channel, from: from))
     }
 
-    func connectionWritable(_ connection: TCPConnection) {}
+    func connectionWritable(_ connection: ByteStream) {}
 
-    func connectionClosed(_ connection: TCPConnection, error: SystemError?) {
+    func connectionClosed(_ connection: ByteStream, error: SystemError?) {
         state = .down
         tcp = nil
         // Unacknowledged publishes have an unknown outcome: free their window, count nothing.

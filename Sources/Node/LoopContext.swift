@@ -127,7 +127,7 @@ final class LoopContext {  // guarded by: loop thread
         let outboundMax = shared.config.outboundBytesMax
         while subscription.cursor <= local.head && !connection.isClosed {
             if connection.outboundBytes >= outboundMax {
-                connection.notifyWhenOutboundBelow(outboundMax / 2)
+                    connection.notifyWhenOutboundBelow(outboundMax / 2)
                 return
             }
             if let chunk = local.feed.chunk(containing: subscription.cursor) {

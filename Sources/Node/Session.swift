@@ -8,7 +8,7 @@ import Wire
 final class Session: ConnectionDelegate {  // guarded by: loop thread
     let id: UInt64
     unowned let context: LoopContext
-    let connection: TCPConnection
+    let connection: ByteStream
     private var frames = FrameReader()
     private(set) var greeted = false
     private var closing = false
@@ -16,12 +16,19 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
     private var inflightCount = 0
     private var inflightBytes = 0
     private var pausedForInflight = false
+    /// Reading stops while replies pile up unread (a client pipelining FETCHes and never
+    /// reading, say): the outbound queue is bounded like everything else.
+    private var pausedForOutbound = false
+    /// Frames read while the outbound queue was full, handled in order once it drains.
+    /// At most one read's worth: reading pauses as soon as they appear.
+    private var deferred: [Envelope] = []
+    private var deferredHead = 0
     private var pendingAppends: [(AppendInput, PublishTicket)] = []
     var subscriptions: [String: Subscription] = [:]
     /// Who the token says the client is (nil when the node requires no token).
     private(set) var subject: String?
 
-    init(id: UInt64, context: LoopContext, connection: TCPConnection) {
+    init(id: UInt64, context: LoopContext, connection: ByteStream) {
         self.id = id
         self.context = context
         self.connection = connection
@@ -33,32 +40,68 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
 
     // MARK: ConnectionDelegate
 
-    func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: ByteStream, received bytes: UnsafeRawBufferPointer) {
         guard !closing else { return }
         do throws(ProtocolViolation) {
+            let outboundMax = context.shared.config.outboundBytesMax
             try frames.feed(bytes) { envelope in
                 guard !closing else { return }
-                handle(envelope)
+                if deferredHead < deferred.count || connection.outboundBytes >= outboundMax {
+                    deferred.append(envelope)
+                } else {
+                    handle(envelope)
+                }
             }
         } catch {
             fail(error)
-        }
-        if !pendingAppends.isEmpty {
-            let batch = pendingAppends
-            pendingAppends.removeAll(keepingCapacity: true)
-            if !context.shared.committer.submit(batch) {
-                for (_, ticket) in batch {
-                    settle(ticket, .failed(.closed))
-                }
-            }
         }
         if inflightCount >= Limits.inflightPublishesMax || inflightBytes >= context.shared.config.inflightBytesMax {
             pausedForInflight = true
             connection.pauseReading()
         }
+        submitPending()
+        holdIfOutboundFull()
     }
 
-    func connectionReadEnded(_ connection: TCPConnection) {
+    private func submitPending() {
+        guard !pendingAppends.isEmpty else { return }
+        let batch = pendingAppends
+        pendingAppends.removeAll(keepingCapacity: true)
+        if !context.shared.committer.submit(batch) {
+            for (_, ticket) in batch { settle(ticket, .failed(.closed)) }
+        }
+    }
+
+    private func holdIfOutboundFull() {
+        let outboundMax = context.shared.config.outboundBytesMax
+        if connection.outboundBytes >= outboundMax || deferredHead < deferred.count {
+            pausedForOutbound = true
+            connection.pauseReading()
+            connection.notifyWhenOutboundBelow(outboundMax / 2)
+        }
+    }
+
+    /// Handles deferred frames while the outbound queue has room.
+    private func drainDeferred() {
+        let outboundMax = context.shared.config.outboundBytesMax
+        while deferredHead < deferred.count && connection.outboundBytes < outboundMax && !closing {
+            let envelope = deferred[deferredHead]
+            deferredHead += 1
+            handle(envelope)
+        }
+        if deferredHead == deferred.count {
+            deferred = []
+            deferredHead = 0
+        }
+        submitPending()
+    }
+
+    /// Reads again once neither unacknowledged publishes nor unread replies hold it back.
+    private func resumeIfClear() {
+        if !pausedForInflight && !pausedForOutbound && !closing { connection.resumeReading() }
+    }
+
+    func connectionReadEnded(_ connection: ByteStream) {
         if frames.bufferedBytes > 0 && !closing {
             fail(ProtocolViolation(.malformedFrame, "the connection ended inside a frame (\(frames.bufferedBytes) bytes)"))
         } else {
@@ -66,11 +109,20 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
         }
     }
 
-    func connectionWritable(_ connection: TCPConnection) {
+    func connectionWritable(_ connection: ByteStream) {
+        drainDeferred()
+        if pausedForOutbound {
+            if deferredHead == deferred.count && connection.outboundBytes < context.shared.config.outboundBytesMax / 2 {
+                pausedForOutbound = false
+                resumeIfClear()
+            } else {
+                connection.notifyWhenOutboundBelow(context.shared.config.outboundBytesMax / 2)
+            }
+        }
         for subscription in subscriptions.values { context.pump(subscription) }
     }
 
-    func connectionClosed(_ connection: TCPConnection, error: SystemError?) {
+    func connectionClosed(_ connection: ByteStream, error: SystemError?) {
         closing = true
         if let helloTimer { context.loop.cancelTimer(helloTimer) }
         context.sessionClosed(self, error: error)
@@ -177,7 +229,7 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
             && inflightBytes < context.shared.config.inflightBytesMax / 2
         {
             pausedForInflight = false
-            if !closing { connection.resumeReading() }
+            resumeIfClear()
         }
     }
 

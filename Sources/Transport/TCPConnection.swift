@@ -6,20 +6,49 @@ import Glibc
 /// What a connection tells its owner. All calls come on the connection's loop thread.
 public protocol ConnectionDelegate: AnyObject {
     /// Bytes arrived. They are valid only during the call (they sit in the loop's buffer).
-    func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer)
+    func connection(_ connection: ByteStream, received bytes: UnsafeRawBufferPointer)
     /// Outbound bytes fell below the threshold set with `notifyWhenOutboundBelow`.
-    func connectionWritable(_ connection: TCPConnection)
+    func connectionWritable(_ connection: ByteStream)
     /// The peer closed its sending side. The default closes the connection; a delegate
     /// may first answer (the peer may still read) and close when that is written.
-    func connectionReadEnded(_ connection: TCPConnection)
+    func connectionReadEnded(_ connection: ByteStream)
     /// The connection is closed; `error` is nil for an orderly close by either side.
-    func connectionClosed(_ connection: TCPConnection, error: SystemError?)
+    func connectionClosed(_ connection: ByteStream, error: SystemError?)
 }
 
 extension ConnectionDelegate {
-    public func connectionReadEnded(_ connection: TCPConnection) {
+    public func connectionReadEnded(_ connection: ByteStream) {
         connection.close(error: nil)
     }
+}
+
+/// A loop-owned, ordered byte stream to one peer: what the protocol code (sessions,
+/// clients, the simulator) sees of a connection. `TCPConnection` is the plain-TCP one;
+/// a TLS stream plugs in by conforming, with no change to the protocol code.
+public protocol ByteStream: AnyObject {
+    var loop: EventLoop { get }
+    var peer: SocketAddress? { get }
+    var delegate: ConnectionDelegate? { get set }
+    /// Bytes queued and not yet written to the socket.
+    var outboundBytes: Int { get }
+    var isClosed: Bool { get }
+    /// Queues bytes (small sends are coalesced until the end of the loop turn).
+    func send(_ bytes: [UInt8])
+    /// Queues a range of a shared buffer without copying it.
+    func send(_ slice: OutboundSlice)
+    /// Asks for one `connectionWritable` once outbound bytes drop below `bytes`.
+    func notifyWhenOutboundBelow(_ bytes: Int)
+    func pauseReading()
+    func resumeReading()
+    /// Stops reading, writes what is queued (for at most `graceMs`), then closes.
+    func closeAfterFlush(graceMs: Int64)
+    /// Closes at once, dropping queued output, and tells the delegate.
+    func close(error: SystemError?)
+}
+
+extension ByteStream {
+    public func closeAfterFlush() { closeAfterFlush(graceMs: 2000) }
+    public func close() { close(error: nil) }
 }
 
 /// A non-blocking TCP stream owned by one event loop.
@@ -28,7 +57,7 @@ extension ConnectionDelegate {
 /// copied) and written with one `sendmsg` gather per loop turn. Reading stops while the
 /// owner pauses it, which is how back-pressure reaches the peer: its TCP window fills.
 /// A TLS stream would take this type's place behind the same delegate protocol.
-public final class TCPConnection: IOHandler, FlushTarget {
+public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
     // Every stored property is guarded by: loop thread.
     public let loop: EventLoop
     public let peer: SocketAddress?
@@ -226,7 +255,7 @@ public final class TCPConnection: IOHandler, FlushTarget {
     // MARK: Closing
 
     /// Stops reading, writes what is queued (bounded by `graceMs`), then closes.
-    public func closeAfterFlush(graceMs: Int64 = 2000) {
+    public func closeAfterFlush(graceMs: Int64) {
         guard !isClosed, !closeWhenFlushed else { return }
         closeWhenFlushed = true
         updateInterest()
@@ -235,7 +264,7 @@ public final class TCPConnection: IOHandler, FlushTarget {
     }
 
     /// Closes at once, dropping queued output, and tells the delegate.
-    public func close(error: SystemError? = nil) {
+    public func close(error: SystemError?) {
         guard !isClosed else { return }
         isClosed = true
         loop.deregister(fd: fd, token: token)

@@ -170,3 +170,42 @@ let badInputs: [BadInput] = [
         #expect(text.contains("retention.default.max-mesages"), "\(text)")
     }
 }
+
+@Suite(.serialized) struct ReplyBackPressureTests {
+    /// A client that pipelines FETCHes for ~200 MiB of replies and never reads them costs
+    /// the node a bounded queue (it stops reading that client), serves everyone else, and
+    /// still answers every request, in order, once the client reads.
+    @Test func unreadRepliesAreBoundedAndNothingIsDropped() async throws {
+        let node = NodeProcess(extraArguments: ["--outbound-bytes-max", "1048576"])
+        defer { node.cleanUp() }
+        try node.start()
+        let address = try SocketAddress(parsing: node.address)
+        let writer = try await ChaparClient.connect(to: address)
+        defer { writer.close() }
+        let payload = [UInt8](repeating: 7, count: 64 << 10)
+        _ = try await publishPipelined(writer, channel: "big", count: 32) { _ in payload }  // 2 MiB of history
+
+        let baseline = node.residentBytes()
+        let hog = try RawSocket(node.address)
+        try hog.hello()
+        let fetches = 100
+        var requests: [UInt8] = []
+        for index in 0..<fetches {
+            requests += FrameEncoder.encode(Envelope(
+                .fetch(Fetch(channel: "big", from: 1, maxMessages: 32, maxBytes: 4 << 20)), correlation: UInt32(100 + index)))
+        }
+        hog.send(requests)
+        // Everyone else is still served while the hog's replies wait.
+        let ack = try await writer.publish("other", Array("still here".utf8))
+        #expect(ack.offset == 1)
+        let grown = node.residentBytes() - baseline
+        #expect(grown < 64 << 20, "node grew by \(grown) bytes for ~\(fetches * 2) MiB of unread replies")
+
+        for index in 0..<fetches {
+            let reply = try hog.next(seconds: 30)
+            #expect(reply.correlation == UInt32(100 + index))
+            guard case .batch(let batch) = reply.frame else { Issue.record("expected BATCH, got \(reply.frame.type)"); return }
+            #expect(batch.records.count == 15)  // 15 × 64 KiB fit the 1 MiB payload budget
+        }
+    }
+}

@@ -90,13 +90,13 @@ final class EchoServer: ConnectionDelegate, @unchecked Sendable {  // guarded by
     var listener: TCPListener?
     var connections: [TCPConnection] = []
 
-    func connection(_ connection: TCPConnection, received bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: ByteStream, received bytes: UnsafeRawBufferPointer) {
         connection.send(Array(bytes))
     }
 
-    func connectionWritable(_ connection: TCPConnection) {}
+    func connectionWritable(_ connection: ByteStream) {}
 
-    func connectionClosed(_ connection: TCPConnection, error: SystemError?) {
+    func connectionClosed(_ connection: ByteStream, error: SystemError?) {
         connections.removeAll { $0 === connection }
     }
 }
