@@ -6,8 +6,8 @@ import Glibc
 /// deliver latency percentiles (lines, log scale) over time.
 public enum SVGChart {
     public static func render(_ report: RunReport) -> String {
-        let width = 900.0, height = 520.0
-        let left = 80.0, right = 80.0, top = 60.0, middle = 250.0, bottom = 470.0
+        let width = 900.0, height = 540.0
+        let left = 90.0, right = 80.0, top = 76.0, middle = 250.0, bottom = 480.0
         let plotWidth = width - left - right
         let seconds = max(1, report.timeline.count)
         let step = plotWidth / Double(seconds)
@@ -18,36 +18,68 @@ public enum SVGChart {
             <text x="\(left)" y="44" fill="#555">\(escape(summary(report)))</text>
 
             """
-        // Throughput bars.
+        // Throughput bars, one per second.
         let peak = max(1, report.timeline.map { Double($0.delivered) }.max() ?? 1)
-        svg += axis(y0: middle, y1: top, label: "delivered msg/s", maxLabel: ReportFormat.count(peak), left: left)
+        svg += axis(y0: middle, y1: top, left: left, right: width - right)
+        svg += label(left - 6, top + 4, ReportFormat.count(peak), anchor: "end")
+        svg += label(left - 6, middle, "0", anchor: "end")
+        svg += label(left, top - 10, "delivered msg/s", anchor: "start", color: "#333")
         for (index, stats) in report.timeline.enumerated() {
             let barHeight = Double(stats.delivered) / peak * (middle - top)
             svg += "<rect x=\(attr(left + Double(index) * step + 1)) y=\(attr(middle - barHeight)) width=\(attr(max(1, step - 2))) height=\(attr(barHeight)) fill=\"#4a90d9\"/>\n"
         }
-        // Latency lines on a log scale from 10 µs to the worst second's maximum.
-        let series: [(String, Double, String)] = [("p50", 50, "#2e7d32"), ("p90", 90, "#f9a825"), ("p99", 99, "#e65100"), ("max", 100, "#b71c1c")]
+        // Latency percentiles on a log scale, one decade per grid line.
+        let chartTop = middle + 50
         let worst = max(100, report.timeline.map { Double($0.deliverLatency.max) }.max() ?? 100)
-        let lowLog = 1.0, highLog = log10Value(worst)
-        let chartTop = middle + 40
-        svg += axis(y0: bottom, y1: chartTop, label: "publish→deliver latency (log)", maxLabel: ReportFormat.micros(UInt64(worst)), left: left)
-        for (name, percentile, color) in series {
+        let lowLog = 1.0, highLog = max(2.0, log10(worst).rounded(.up))
+        func y(_ micros: Double) -> Double {
+            bottom - (log10(max(10, micros)) - lowLog) / (highLog - lowLog) * (bottom - chartTop)
+        }
+        svg += axis(y0: bottom, y1: chartTop, left: left, right: width - right)
+        svg += label(left, chartTop - 12, "publish→deliver latency (log scale)", anchor: "start", color: "#333")
+        var decade = lowLog
+        while decade <= highLog {
+            let value = pow(10, decade)
+            svg += "<line x1=\(attr(left)) y1=\(attr(y(value))) x2=\(attr(width - right)) y2=\(attr(y(value))) stroke=\"#ddd\"/>\n"
+            svg += label(left - 6, y(value) + 4, ReportFormat.micros(UInt64(value)), anchor: "end")
+            decade += 1
+        }
+        let series: [(String, Double, String)] = [("p50", 50, "#2e7d32"), ("p90", 90, "#f9a825"), ("p99", 99, "#e65100"), ("max", 100, "#b71c1c")]
+        for (position, (name, percentile, color)) in series.enumerated() {
             var points: [String] = []
             for (index, stats) in report.timeline.enumerated() where stats.deliverLatency.count > 0 {
                 let value = percentile >= 100 ? Double(stats.deliverLatency.max) : Double(stats.deliverLatency.value(atPercentile: percentile))
-                let fraction = (log10Value(max(10, value)) - lowLog) / max(0.001, highLog - lowLog)
-                points.append("\(fmt(left + (Double(index) + 0.5) * step)),\(fmt(bottom - fraction * (bottom - chartTop)))")
+                points.append("\(fmt(left + (Double(index) + 0.5) * step)),\(fmt(y(value)))")
             }
             if !points.isEmpty {
                 svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
             }
-            let legendX = width - right + 10
-            let legendY = chartTop + 16 * Double(series.firstIndex { $0.0 == name }!)
-            svg += "<text x=\(attr(legendX)) y=\(attr(legendY + 4)) fill=\"\(color)\">\(name)</text>\n"
+            svg += label(width - right + 10, chartTop + 16 * Double(position) + 4, name, anchor: "start", color: color)
         }
-        svg += "<text x=\(attr(left)) y=\(attr(bottom + 30)) fill=\"#555\">seconds 1–\(seconds); bars share one scale, latency lines a log scale from 10 µs</text>\n"
+        // Seconds along both charts, and the scenario's events.
+        for second in 0...seconds where seconds <= 30 || second % 5 == 0 {
+            svg += label(left + Double(second) * step, bottom + 16, "\(second)s", anchor: "middle")
+        }
+        var events: [(Double, String)] = []
+        if let storm = report.scenario.storm { events.append((storm.atSeconds, "storm")) }
+        if let late = report.scenario.lateJoiners { events.append((late.atSeconds, "late joiners")) }
+        for (time, name) in events {
+            let x = left + time * step
+            svg += "<line x1=\(attr(x)) y1=\(attr(top)) x2=\(attr(x)) y2=\(attr(bottom)) stroke=\"#777\" stroke-dasharray=\"4 3\"/>\n"
+            svg += label(x + 4, top + 14, name, anchor: "start", color: "#555")
+        }
+        svg += label(left, bottom + 40, "bars: delivered messages per second; lines: latency percentiles of the messages delivered in that second", anchor: "start", color: "#555")
         svg += "</svg>\n"
         return svg
+    }
+
+    static func label(_ x: Double, _ y: Double, _ text: String, anchor: String, color: String = "#000") -> String {
+        "<text x=\(attr(x)) y=\(attr(y)) text-anchor=\"\(anchor)\" fill=\"\(color)\">\(escape(text))</text>\n"
+    }
+
+    static func axis(y0: Double, y1: Double, left: Double, right: Double) -> String {
+        "<line x1=\(attr(left)) y1=\(attr(y0)) x2=\(attr(left)) y2=\(attr(y1)) stroke=\"#333\"/>\n"
+            + "<line x1=\(attr(left)) y1=\(attr(y0)) x2=\(attr(right)) y2=\(attr(y0)) stroke=\"#333\"/>\n"
     }
 
     static func summary(_ report: RunReport) -> String {
@@ -56,16 +88,6 @@ public enum SVGChart {
             + "p50 \(ReportFormat.micros(latency.value(atPercentile: 50))), p99 \(ReportFormat.micros(latency.value(atPercentile: 99))), "
             + "violations \(report.violations.total)"
     }
-
-    static func axis(y0: Double, y1: Double, label: String, maxLabel: String, left: Double) -> String {
-        "<line x1=\(attr(left)) y1=\(attr(y0)) x2=\(attr(left)) y2=\(attr(y1)) stroke=\"#333\"/>\n"
-            + "<line x1=\(attr(left)) y1=\(attr(y0)) x2=\(attr(820)) y2=\(attr(y0)) stroke=\"#333\"/>\n"
-            + "<text x=\(attr(left - 6)) y=\(attr(y1 + 4)) text-anchor=\"end\">\(escape(maxLabel))</text>\n"
-            + "<text x=\(attr(left - 6)) y=\(attr(y0)) text-anchor=\"end\">0</text>\n"
-            + "<text x=\(attr(left + 6)) y=\(attr(y1 - 8)) fill=\"#333\">\(escape(label))</text>\n"
-    }
-
-    static func log10Value(_ value: Double) -> Double { log10(max(value, 1)) }
 
     static func fmt(_ value: Double) -> String { ReportFormat.fixed(value, 1) }
     static func attr(_ value: Double) -> String { "\"\(fmt(value))\"" }
