@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "ChaparCore", swiftSettings: strict),
         .target(name: "Wire", dependencies: ["ChaparCore"], swiftSettings: strict),
         .target(name: "Auth", dependencies: ["ChaparCore", "COpenSSL"], swiftSettings: strict),
+        .target(name: "Membership", dependencies: ["ChaparCore"], swiftSettings: strict),
+        .target(name: "Simulation", dependencies: ["ChaparCore", "Membership"], swiftSettings: strict),
 
         // I/O layers: each sees the vocabulary, the pure modules and C, never each other.
         .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite", "CLinux"], swiftSettings: strict),
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "ChaparCoreTests", dependencies: ["ChaparCore"], swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "Simulation", "ChaparCore"], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StoreCrashHelper"], swiftSettings: strict),
         .executableTarget(
             name: "StoreCrashHelper", dependencies: ["ChaparCore", "Storage"], path: "Tests/StoreCrashHelper",

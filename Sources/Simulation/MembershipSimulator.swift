@@ -1,0 +1,258 @@
+import ChaparCore
+import Membership
+
+/// Runs real `Membership` machines for many nodes in one process on a virtual clock and
+/// network. Every choice — delays, losses, the machines' own randomness — comes from
+/// the seed, so a run replays exactly: a failing test prints its seed.
+public final class MembershipSimulator {
+    public struct Node {
+        public var machine: Membership
+        public var running: Bool
+        public var paused: Bool
+        /// What the node persisted (`persistIncarnation`), for restarts.
+        public var persistedIncarnation: UInt64
+        /// Datagrams that arrived while paused: delivered on resume, as a kernel would.
+        var held: [GossipPacket] = []
+    }
+
+    /// One observation of the run, for the checks and the measurements.
+    public struct Event: Equatable, Sendable {
+        public var time: UInt64
+        public var observer: Int
+        public var subject: String
+        public var status: MemberStatus
+        public var incarnation: UInt64
+    }
+
+    private enum Delivery {
+        case datagram(GossipPacket)
+        case pushPull(from: Int)
+    }
+
+    private struct InFlight {
+        var time: UInt64
+        var order: UInt64
+        var to: Int
+        var delivery: Delivery
+    }
+
+    public let seed: UInt64
+    public let config: MembershipConfig
+    public var network: NetworkModel
+    public private(set) var now: UInt64 = 0
+    public private(set) var nodes: [Node] = []
+    public private(set) var events: [Event] = []
+    /// Datagram bytes sent per node (estimated wire size), for bandwidth figures.
+    public private(set) var bytesSent: [UInt64] = []
+    public private(set) var packetsSent: UInt64 = 0
+    public var blocked: Set<Link> = []
+    public var recordEvents = true
+    private var random: SeededRandom
+    private var inFlight: [InFlight] = []
+    private var order: UInt64 = 0
+    private var indexByAddress: [String: Int] = [:]
+    /// Simulated time between ticks of every machine.
+    public let tickMs: UInt64 = 10
+
+    public init(seed: UInt64, nodes count: Int, config: MembershipConfig = MembershipConfig(), network: NetworkModel = NetworkModel()) {
+        self.seed = seed
+        self.config = config
+        self.network = network
+        self.random = SeededRandom(seed: seed)
+        for index in 0..<count {
+            let info = Self.info(index)
+            indexByAddress[info.gossip] = index
+            nodes.append(Node(
+                machine: Membership(local: info, incarnation: 1, config: config, seed: seed &* 1_000_003 &+ UInt64(index), now: 0),
+                running: true, paused: false, persistedIncarnation: 1))
+            bytesSent.append(0)
+        }
+    }
+
+    public static func info(_ index: Int) -> MemberInfo {
+        MemberInfo(id: "node-\(index)", gossip: "10.0.\(index / 256).\(index % 256):7946", zone: "z\(index % 3)")
+    }
+
+    /// Every node joins through node 0 (node 0 starts alone).
+    public func joinAll() {
+        for index in 1..<nodes.count { join(index, seeds: [Self.info(0).gossip]) }
+    }
+
+    public func join(_ index: Int, seeds: [String]) {
+        var machine = nodes[index].machine
+        let directives = machine.join(seeds: seeds, now: now)
+        nodes[index].machine = machine
+        execute(directives, at: index)
+    }
+
+    // MARK: Faults
+
+    /// Swaps a node's machine for one the test drove directly (e.g. after `update`).
+    public func replace(_ index: Int, with machine: Membership) {
+        nodes[index].machine = machine
+    }
+
+    /// The process dies: no ticks, no deliveries, no memory but what it persisted.
+    public func crash(_ index: Int) { nodes[index].running = false; nodes[index].held = [] }
+
+    /// A new process on the same address, starting above its persisted incarnation.
+    public func restart(_ index: Int, seeds: [String]) {
+        let incarnation = nodes[index].persistedIncarnation + 1
+        nodes[index].machine = Membership(
+            local: Self.info(index), incarnation: incarnation, config: config,
+            seed: seed &* 7_000_003 &+ UInt64(index) &+ now, now: now)
+        nodes[index].persistedIncarnation = incarnation
+        nodes[index].running = true
+        nodes[index].paused = false
+        join(index, seeds: seeds)
+    }
+
+    /// The process stops being scheduled (GC pause, overloaded VM); packets queue.
+    public func pause(_ index: Int) { nodes[index].paused = true }
+
+    public func resume(_ index: Int) {
+        nodes[index].paused = false
+        let held = nodes[index].held
+        nodes[index].held = []
+        for packet in held { deliver(.datagram(packet), to: index) }
+    }
+
+    /// Cuts traffic between two groups (both ways unless `oneWay`: then only a → b).
+    public func partition(_ a: [Int], _ b: [Int], oneWay: Bool = false) {
+        for x in a { for y in b { blocked.insert(Link(from: x, to: y)); if !oneWay { blocked.insert(Link(from: y, to: x)) } } }
+    }
+
+    public func heal() { blocked = [] }
+
+    // MARK: Running
+
+    /// Advances virtual time to `end`, delivering and ticking every `tickMs`.
+    public func run(until end: UInt64) {
+        while now < end {
+            now += tickMs
+            deliverDue()
+            for index in nodes.indices where nodes[index].running && !nodes[index].paused {
+                var machine = nodes[index].machine
+                let directives = machine.tick(now: now)
+                nodes[index].machine = machine
+                execute(directives, at: index)
+            }
+        }
+    }
+
+    public func run(for duration: UInt64) { run(until: now + duration) }
+
+    private func deliverDue() {
+        guard !inFlight.isEmpty else { return }
+        var due: [InFlight] = []
+        var rest: [InFlight] = []
+        for item in inFlight { if item.time <= now { due.append(item) } else { rest.append(item) } }
+        inFlight = rest
+        due.sort { ($0.time, $0.order) < ($1.time, $1.order) }
+        for item in due { deliver(item.delivery, to: item.to) }
+    }
+
+    private func deliver(_ delivery: Delivery, to index: Int) {
+        guard nodes[index].running else { return }
+        switch delivery {
+        case .datagram(let packet):
+            if nodes[index].paused { nodes[index].held.append(packet); return }
+            var machine = nodes[index].machine
+            let directives = machine.receive(packet, now: now)
+            nodes[index].machine = machine
+            execute(directives, at: index)
+        case .pushPull(let from):
+            // The exchange completes when it reaches the responder: both sides merge.
+            let initiator = nodes[from].machine
+            guard nodes[from].running, !nodes[index].paused, !isBlocked(from, index), !isBlocked(index, from) else {
+                var machine = nodes[from].machine
+                execute(machine.pushPullFailed(with: Self.info(index).gossip, now: now), at: from)
+                nodes[from].machine = machine
+                return
+            }
+            var responder = nodes[index].machine
+            let responderState = responder.fullState()
+            let toResponder = responder.pushPullCompleted(with: initiator.local.gossip, remote: initiator.fullState(), now: now)
+            nodes[index].machine = responder
+            execute(toResponder, at: index)
+            var machine = nodes[from].machine
+            let toInitiator = machine.pushPullCompleted(with: Self.info(index).gossip, remote: responderState, now: now)
+            nodes[from].machine = machine
+            execute(toInitiator, at: from)
+        }
+    }
+
+    private func isBlocked(_ from: Int, _ to: Int) -> Bool {
+        !blocked.isEmpty && blocked.contains(Link(from: from, to: to))
+    }
+
+    private func execute(_ directives: [MembershipDirective], at index: Int) {
+        for directive in directives {
+            switch directive {
+            case .send(let address, let packet):
+                guard let target = indexByAddress[address] else { continue }
+                packetsSent += 1
+                bytesSent[index] += UInt64(PacketSize.estimate(packet))
+                if isBlocked(index, target) || random.nextUnit() < network.loss { continue }
+                schedule(.datagram(packet), to: target)
+                if network.duplication > 0 && random.nextUnit() < network.duplication { schedule(.datagram(packet), to: target) }
+            case .pushPull(let address):
+                guard let target = indexByAddress[address] else { continue }
+                order += 1
+                inFlight.append(InFlight(time: now + network.delay(&random) * 2, order: order, to: target, delivery: .pushPull(from: index)))
+            case .persistIncarnation(let value):
+                nodes[index].persistedIncarnation = max(nodes[index].persistedIncarnation, value)
+            case .changed(let member):
+                if recordEvents {
+                    events.append(Event(time: now, observer: index, subject: member.id, status: member.status, incarnation: member.incarnation))
+                }
+            }
+        }
+    }
+
+    private func schedule(_ delivery: Delivery, to index: Int) {
+        order += 1
+        inFlight.append(InFlight(time: now + network.delay(&random), order: order, to: index, delivery: delivery))
+    }
+
+    // MARK: Queries
+
+    /// How `observer` sees `subject` now (nil: unknown).
+    public func status(of subject: Int, seenBy observer: Int) -> MemberStatus? {
+        nodes[observer].machine.member(Self.info(subject).id)?.status
+    }
+
+    public var runningIndices: [Int] { nodes.indices.filter { nodes[$0].running } }
+
+    /// True when every running node sees exactly `expected` of the others alive.
+    public func everyoneSeesAlive(_ expected: [Int]) -> Bool {
+        for observer in runningIndices {
+            for subject in expected where subject != observer {
+                if status(of: subject, seenBy: observer) != .alive { return false }
+            }
+        }
+        return true
+    }
+}
+
+/// The wire size of a packet as the gossip codec will encode it (docs/PROTOCOL.md):
+/// a 40-byte header with its MAC, then per message a type byte and its fields.
+public enum PacketSize {
+    public static func estimate(_ packet: GossipPacket) -> Int {
+        var size = 40 + packet.sender.utf8.count
+        for message in packet.messages {
+            switch message {
+            case .ping(_, let target, let source, let address): size += 6 + target.utf8.count + source.utf8.count + address.utf8.count
+            case .ack(_, let from), .nack(_, let from): size += 6 + from.utf8.count
+            case .pingRequest(_, let target, let targetAddress, let requester, let requesterAddress):
+                size += 9 + target.utf8.count + targetAddress.utf8.count + requester.utf8.count + requesterAddress.utf8.count
+            case .alive(let info, _):
+                size += 24 + info.id.utf8.count + info.gossip.utf8.count + info.client.utf8.count + info.peer.utf8.count
+                    + info.admin.utf8.count + info.zone.utf8.count
+            case .suspect(let id, _, let from), .dead(let id, _, let from): size += 11 + id.utf8.count + from.utf8.count
+            case .left(let id, _): size += 10 + id.utf8.count
+            }
+        }
+        return size
+    }
+}
