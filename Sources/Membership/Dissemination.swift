@@ -22,14 +22,14 @@ struct Dissemination: Sendable {
     }
 
     /// Up to `max` updates for one packet, counting this transmission; those that reach
-    /// `limit` transmissions leave the queue. `first` (the buddy hint) goes first.
-    mutating func take(max: Int, limit: Int, first: String? = nil) -> [GossipMessage] {
+    /// `limit` transmissions leave the queue. `skipping` names a member whose update the
+    /// packet already carries.
+    mutating func take(max: Int, limit: Int, skipping: String? = nil) -> [GossipMessage] {
         guard max > 0, !entries.isEmpty else { return [] }
         var chosen: [String] = []
-        if let first, entries[first] != nil { chosen.append(first) }
-        let rest = entries.filter { $0.key != first }
+        let rest = entries.filter { $0.key != skipping }
             .sorted { ($0.value.transmits, $0.value.order) < ($1.value.transmits, $1.value.order) }
-        for (key, _) in rest.prefix(max - chosen.count) { chosen.append(key) }
+        for (key, _) in rest.prefix(max) { chosen.append(key) }
         var messages: [GossipMessage] = []
         for key in chosen {
             messages.append(entries[key]!.message)

@@ -117,6 +117,10 @@ extension Membership {
             nextJoinAt = now + joinBackoff
             joinBackoff = min(config.joinBackoffMaxMs, joinBackoff * 2)
         }
+        if let settle = settleAt, now >= settle {
+            settleAt = nil
+            if let partner = randomMembers(1, excluding: []).first { out.append(.pushPull(with: partner.info.gossip)) }
+        }
         if now >= nextPushPullAt {
             nextPushPullAt = now + config.pushPullIntervalMs
             if let partner = randomMembers(1, excluding: [], includeDead: true).first {

@@ -48,6 +48,10 @@ public struct Membership: Sendable {
     var joined = true
     var nextJoinAt: UInt64 = 0
     var joinBackoff: UInt64 = 0
+    /// One more exchange shortly after joining, with a random member: members that joined
+    /// at the same moment reached the seed after us, and this learns them at once rather
+    /// than by gossip alone.
+    var settleAt: UInt64?
     public private(set) var leaving = false
 
     /// `incarnation` MUST be above any the member used before (persist it, start at +1).
@@ -137,7 +141,12 @@ public struct Membership: Sendable {
 
     public mutating func pushPullCompleted(with address: String, remote: [MemberRecord], now: UInt64) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
-        if seeds.contains(address) { joined = true }
+        if seeds.contains(address) && !joined {
+            joined = true
+            settleAt = now + 2 * config.probeIntervalMs
+            // Announce ourselves too, not only through the seed.
+            dissemination.enqueue(.alive(local, incarnation: incarnation))
+        }
         let sender = remote.first { $0.info.gossip == address }?.info.id ?? address
         for record in remote {
             let message: GossipMessage
@@ -215,13 +224,18 @@ public struct Membership: Sendable {
         return sequence
     }
 
-    /// A packet with `messages` first and piggybacked updates after; a suspected
-    /// destination hears of its suspicion first (Lifeguard's buddy system).
+    /// A packet with `messages` first and piggybacked updates after. A suspected
+    /// destination always hears of its own suspicion, built afresh rather than taken from
+    /// the queue (which may have spent it): Lifeguard's buddy system, so it can refute.
     mutating func send(to address: String, _ messages: [GossipMessage], about destination: String?) -> MembershipDirective {
-        let buddy = config.lifeguard && destination.map { members[$0]?.status == .suspect } == true ? destination : nil
         var all = messages
+        var skip: String?
+        if config.lifeguard, let destination, let member = members[destination], member.status == .suspect {
+            all.append(.suspect(id: destination, incarnation: member.incarnation, from: local.id))
+            skip = destination
+        }
         all.append(contentsOf: dissemination.take(
-            max: config.piggybackMax, limit: config.retransmitLimit(members: clusterSize), first: buddy))
+            max: config.piggybackMax, limit: config.retransmitLimit(members: clusterSize), skipping: skip))
         return .send(to: address, GossipPacket(sender: local.id, messages: all))
     }
 
