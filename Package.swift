@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "chapard", targets: ["chapard"]),
         .executable(name: "chaparctl", targets: ["chaparctl"]),
         .executable(name: "chapar-loadsim", targets: ["chapar-loadsim"]),
+        .executable(name: "chapar-sim", targets: ["chapar-sim"]),
         .library(name: "Client", targets: ["Client"]),
     ],
     targets: [
@@ -54,6 +55,10 @@ let package = Package(
         .executableTarget(
             name: "chapar-loadsim", dependencies: ["ChaparCore", "LoadSim", "Transport"],
             path: "Tools/chapar-loadsim", swiftSettings: strict),
+
+        .executableTarget(
+            name: "chapar-sim", dependencies: ["ChaparCore", "Membership", "Simulation"], path: "Tools/chapar-sim",
+            swiftSettings: strict),
 
         // Tests mirror the source modules; EndToEndTests drive real processes.
         .testTarget(name: "ChaparCoreTests", dependencies: ["ChaparCore"], swiftSettings: strict),

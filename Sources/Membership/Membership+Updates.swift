@@ -3,7 +3,11 @@ extension Membership {
     /// Precedence (SWIM §4.2): a higher incarnation wins; at equal incarnation, suspect
     /// beats alive and dead/left beat both. Dead is never revived by an incarnation that
     /// is not higher.
-    mutating func apply(_ message: GossipMessage, from sender: String, now: UInt64) -> [MembershipDirective] {
+    ///
+    /// `gossip` false applies without re-broadcasting: push-pull state about third
+    /// parties is already known to the cluster, and re-gossiping every record of every
+    /// exchange would flood it (all members queue the whole view after a mass join).
+    mutating func apply(_ message: GossipMessage, from sender: String, now: UInt64, gossip: Bool = true) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
         switch message {
         case .alive(let info, let incoming):
@@ -15,7 +19,7 @@ extension Membership {
             guard let known = members[info.id] else {
                 let member = Member(info: info, incarnation: incoming, status: .alive, changedAt: now)
                 store(member)
-                dissemination.enqueue(message)
+                if gossip { dissemination.enqueue(message) }
                 out.append(.changed(member))
                 break
             }
@@ -29,7 +33,7 @@ extension Membership {
             member.status = .alive
             store(member)
             suspicions[info.id] = nil
-            dissemination.enqueue(message)
+            if gossip { dissemination.enqueue(message) }
             out.append(.changed(member))
         case .suspect(let id, let incoming, let suspector):
             if id == local.id {
@@ -38,7 +42,7 @@ extension Membership {
             }
             guard var member = members[id], incoming >= member.incarnation, member.status <= .suspect else { break }
             if member.status == .suspect && incoming == member.incarnation {
-                if suspicions[id]?.confirm(by: suspector) == true { dissemination.enqueue(message) }
+                if suspicions[id]?.confirm(by: suspector) == true { if gossip { dissemination.enqueue(message) } }
                 break
             }
             member.status = .suspect
@@ -48,7 +52,7 @@ extension Membership {
             suspicions[id] = Suspicion(
                 incarnation: incoming, start: now, bounds: config.suspicionBounds(members: clusterSize),
                 needed: config.lifeguard ? config.suspicionConfirmations : 0, from: suspector)
-            dissemination.enqueue(message)
+            if gossip { dissemination.enqueue(message) }
             out.append(.changed(member))
         case .dead(let id, let incoming, _), .left(let id, let incoming):
             let status: MemberStatus
@@ -63,7 +67,7 @@ extension Membership {
             member.changedAt = now
             store(member)
             suspicions[id] = nil
-            dissemination.enqueue(message)
+            if gossip { dissemination.enqueue(message) }
             out.append(.changed(member))
         default:
             break
@@ -117,9 +121,9 @@ extension Membership {
             nextJoinAt = now + joinBackoff
             joinBackoff = min(config.joinBackoffMaxMs, joinBackoff * 2)
         }
-        if let settle = settleAt, now >= settle {
+        if let settle = settleAt, now >= settle, let seed = settleWith {
             settleAt = nil
-            if let partner = randomMembers(1, excluding: []).first { out.append(.pushPull(with: partner.info.gossip)) }
+            out.append(.pushPull(with: seed))
         }
         if now >= nextPushPullAt {
             nextPushPullAt = now + config.pushPullIntervalMs
@@ -130,8 +134,16 @@ extension Membership {
         return out
     }
 
+    /// Forgets members dead or left for `tombstoneMs`. Looks only at the tombstone list
+    /// (oldest first), so a tick costs nothing when nobody died.
     mutating func reapTombstones(now: UInt64) {
-        for (id, member) in members where member.status >= .dead && now - member.changedAt >= config.tombstoneMs {
+        while let id = tombstones.first {
+            guard let member = members[id], member.status >= .dead else {
+                tombstones.removeFirst()  // revived since: no longer a tombstone
+                continue
+            }
+            guard now - member.changedAt >= config.tombstoneMs else { break }
+            tombstones.removeFirst()
             forget(id)
         }
     }

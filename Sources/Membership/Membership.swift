@@ -16,6 +16,8 @@ public struct Membership: Sendable {
     private(set) var memberIDs: [String] = []
     /// Alive and suspect members plus this one; kept current by `store`.
     private(set) var clusterSize = 1
+    /// Members that became dead or left, in that order: the only ones reaping looks at.
+    var tombstones: [String] = []
     var suspicions: [String: Suspicion] = [:]
     var dissemination = Dissemination()
     var random: SeededRandom
@@ -48,10 +50,11 @@ public struct Membership: Sendable {
     var joined = true
     var nextJoinAt: UInt64 = 0
     var joinBackoff: UInt64 = 0
-    /// One more exchange shortly after joining, with a random member: members that joined
-    /// at the same moment reached the seed after us, and this learns them at once rather
-    /// than by gossip alone.
+    /// One more exchange with the seed shortly after joining: members that joined at the
+    /// same moment reached the seed after us, and this learns them at once rather than
+    /// by gossip alone (push-pull does not re-gossip what it learns about third parties).
     var settleAt: UInt64?
+    var settleWith: String?
     public private(set) var leaving = false
 
     /// `incarnation` MUST be above any the member used before (persist it, start at +1).
@@ -90,6 +93,7 @@ public struct Membership: Sendable {
         let wasLive = previous.map { $0.status <= .suspect } ?? false
         let isLive = member.status <= .suspect
         if wasLive != isLive { clusterSize += isLive ? 1 : -1 }
+        if !isLive && wasLive { tombstones.append(member.id) }
     }
 
     mutating func forget(_ id: String) {
@@ -144,6 +148,7 @@ public struct Membership: Sendable {
         if seeds.contains(address) && !joined {
             joined = true
             settleAt = now + 2 * config.probeIntervalMs
+            settleWith = address
             // Announce ourselves too, not only through the seed.
             dissemination.enqueue(.alive(local, incarnation: incarnation))
         }
@@ -155,13 +160,16 @@ public struct Membership: Sendable {
             case .suspect:
                 // Learn the metadata first if the member is new to us, then the suspicion.
                 if members[record.info.id] == nil && record.info.id != local.id {
-                    out.append(contentsOf: apply(.alive(record.info, incarnation: record.incarnation), from: sender, now: now))
+                    out.append(contentsOf: apply(
+                        .alive(record.info, incarnation: record.incarnation), from: sender, now: now, gossip: false))
                 }
                 message = .suspect(id: record.info.id, incarnation: record.incarnation, from: sender)
             case .dead: message = .dead(id: record.info.id, incarnation: record.incarnation, from: sender)
             case .left: message = .left(id: record.info.id, incarnation: record.incarnation)
             }
-            out.append(contentsOf: apply(message, from: sender, now: now))
+            // Only the partner's record about itself is news worth gossiping (a joiner
+            // announcing itself to its seed); what it says of others, the others know.
+            out.append(contentsOf: apply(message, from: sender, now: now, gossip: record.info.id == sender))
         }
         return out
     }

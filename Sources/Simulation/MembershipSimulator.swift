@@ -78,10 +78,10 @@ public final class MembershipSimulator {
         for index in 1..<nodes.count { join(index, seeds: [Self.info(0).gossip]) }
     }
 
+    // Machines are mutated in place (`nodes[i].machine.f()`): copying one out and back
+    // would copy its dictionaries on every call (copy-on-write with two owners).
     public func join(_ index: Int, seeds: [String]) {
-        var machine = nodes[index].machine
-        let directives = machine.join(seeds: seeds, now: now)
-        nodes[index].machine = machine
+        let directives = nodes[index].machine.join(seeds: seeds, now: now)
         execute(directives, at: index)
     }
 
@@ -132,9 +132,7 @@ public final class MembershipSimulator {
             now += tickMs
             deliverDue()
             for index in nodes.indices where nodes[index].running && !nodes[index].paused {
-                var machine = nodes[index].machine
-                let directives = machine.tick(now: now)
-                nodes[index].machine = machine
+                let directives = nodes[index].machine.tick(now: now)
                 execute(directives, at: index)
             }
         }
@@ -157,27 +155,21 @@ public final class MembershipSimulator {
         switch delivery {
         case .datagram(let packet):
             if nodes[index].paused { nodes[index].held.append(packet); return }
-            var machine = nodes[index].machine
-            let directives = machine.receive(packet, now: now)
-            nodes[index].machine = machine
+            let directives = nodes[index].machine.receive(packet, now: now)
             execute(directives, at: index)
         case .pushPull(let from):
             // The exchange completes when it reaches the responder: both sides merge.
-            let initiator = nodes[from].machine
             guard nodes[from].running, !nodes[index].paused, !isBlocked(from, index), !isBlocked(index, from) else {
-                var machine = nodes[from].machine
-                execute(machine.pushPullFailed(with: Self.info(index).gossip, now: now), at: from)
-                nodes[from].machine = machine
+                execute(nodes[from].machine.pushPullFailed(with: Self.info(index).gossip, now: now), at: from)
                 return
             }
-            var responder = nodes[index].machine
-            let responderState = responder.fullState()
-            let toResponder = responder.pushPullCompleted(with: initiator.local.gossip, remote: initiator.fullState(), now: now)
-            nodes[index].machine = responder
+            let initiatorState = nodes[from].machine.fullState()
+            let responderState = nodes[index].machine.fullState()
+            let toResponder = nodes[index].machine.pushPullCompleted(
+                with: Self.info(from).gossip, remote: initiatorState, now: now)
             execute(toResponder, at: index)
-            var machine = nodes[from].machine
-            let toInitiator = machine.pushPullCompleted(with: Self.info(index).gossip, remote: responderState, now: now)
-            nodes[from].machine = machine
+            let toInitiator = nodes[from].machine.pushPullCompleted(
+                with: Self.info(index).gossip, remote: responderState, now: now)
             execute(toInitiator, at: from)
         }
     }
