@@ -64,7 +64,8 @@ let package = Package(
         .testTarget(name: "ChaparCoreTests", dependencies: ["ChaparCore"], swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
-        .testTarget(name: "MembershipTests", dependencies: ["Membership", "Simulation", "ChaparCore"], swiftSettings: strict),
+        .testTarget(
+            name: "MembershipTests", dependencies: ["Membership", "Simulation", "ChaparCore", "Auth"], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StoreCrashHelper"], swiftSettings: strict),
         .executableTarget(
             name: "StoreCrashHelper", dependencies: ["ChaparCore", "Storage"], path: "Tests/StoreCrashHelper",

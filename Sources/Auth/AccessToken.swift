@@ -53,10 +53,7 @@ public struct AccessToken: Equatable, Sendable {
         guard parts[3].count == 64 else { throw .malformed("SIGNATURE must be 64 hex digits") }
         let body = Array(text[..<(text.count - 65)])
         let expected = Array(hex(secret.mac(body)).utf8)
-        let matches = expected.withUnsafeBytes { a in
-            Array(parts[3]).withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, 64) == 0 }
-        }
-        guard matches else { throw .badSignature }
+        guard HMACSHA256.equal(expected, parts[3]) else { throw .badSignature }
         guard expires > now else { throw .expired(at: expires) }
         return AccessToken(subject: subject, expiresAt: expires)
     }
@@ -108,14 +105,5 @@ public struct TokenSecret: Sendable {
         return AccessToken.hex(raw)
     }
 
-    func mac(_ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        let ok = bytes.withUnsafeBytes { key in
-            data.withUnsafeBufferPointer { message in
-                copenssl_hmac_sha256(key.baseAddress, Int32(key.count), message.baseAddress, message.count, &out)
-            }
-        }
-        precondition(ok == 1, "HMAC-SHA256 failed")
-        return out
-    }
+    func mac(_ data: [UInt8]) -> [UInt8] { HMACSHA256.mac(key: bytes, data: data) }
 }

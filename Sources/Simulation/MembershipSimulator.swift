@@ -12,7 +12,7 @@ public final class MembershipSimulator {
         /// What the node persisted (`persistIncarnation`), for restarts.
         public var persistedIncarnation: UInt64
         /// Datagrams that arrived while paused: delivered on resume, as a kernel would.
-        var held: [GossipPacket] = []
+        var held: [[UInt8]] = []
     }
 
     /// One observation of the run, for the checks and the measurements.
@@ -25,7 +25,7 @@ public final class MembershipSimulator {
     }
 
     private enum Delivery {
-        case datagram(GossipPacket)
+        case datagram([UInt8])
         case pushPull(from: Int)
     }
 
@@ -46,6 +46,10 @@ public final class MembershipSimulator {
     public private(set) var bytesSent: [UInt64] = []
     public private(set) var packetsSent: UInt64 = 0
     public var blocked: Set<Link> = []
+    public var auth = PacketAuth.shared
+    public let clusterId = "sim"
+    /// Datagrams receivers refused (wrong key, other cluster, malformed), and push-pulls.
+    public private(set) var rejectedPackets: UInt64 = 0
     public var recordEvents = true
     private var random: SeededRandom
     private var inFlight: [InFlight] = []
@@ -153,13 +157,28 @@ public final class MembershipSimulator {
     private func deliver(_ delivery: Delivery, to index: Int) {
         guard nodes[index].running else { return }
         switch delivery {
-        case .datagram(let packet):
-            if nodes[index].paused { nodes[index].held.append(packet); return }
+        case .datagram(let bytes):
+            if nodes[index].paused { nodes[index].held.append(bytes); return }
+            let packet: GossipPacket
+            do {
+                packet = try GossipCodec.open(bytes, clusterId: clusterId) { keyId, body, tag in
+                    auth.verify(index, keyId, body, tag)
+                }
+            } catch {
+                rejectedPackets += 1
+                return
+            }
             let directives = nodes[index].machine.receive(packet, now: now)
             execute(directives, at: index)
         case .pushPull(let from):
             // The exchange completes when it reaches the responder: both sides merge.
-            guard nodes[from].running, !nodes[index].paused, !isBlocked(from, index), !isBlocked(index, from) else {
+            // The TCP exchange is authenticated like datagrams: each side checks the other's tag.
+            let handshake = seal(GossipPacket(sender: Self.info(from).id, messages: []), from: from)
+            let reverse = seal(GossipPacket(sender: Self.info(index).id, messages: []), from: index)
+            let authentic = (try? GossipCodec.open(handshake, clusterId: clusterId) { auth.verify(index, $0, $1, $2) }) != nil
+                && (try? GossipCodec.open(reverse, clusterId: clusterId) { auth.verify(from, $0, $1, $2) }) != nil
+            if !authentic { rejectedPackets += 1 }
+            guard authentic, nodes[from].running, !nodes[index].paused, !isBlocked(from, index), !isBlocked(index, from) else {
                 execute(nodes[from].machine.pushPullFailed(with: Self.info(index).gossip, now: now), at: from)
                 return
             }
@@ -183,11 +202,12 @@ public final class MembershipSimulator {
             switch directive {
             case .send(let address, let packet):
                 guard let target = indexByAddress[address] else { continue }
+                let bytes = seal(packet, from: index)
                 packetsSent += 1
-                bytesSent[index] += UInt64(PacketSize.estimate(packet))
+                bytesSent[index] += UInt64(bytes.count)
                 if isBlocked(index, target) || random.nextUnit() < network.loss { continue }
-                schedule(.datagram(packet), to: target)
-                if network.duplication > 0 && random.nextUnit() < network.duplication { schedule(.datagram(packet), to: target) }
+                schedule(.datagram(bytes), to: target)
+                if network.duplication > 0 && random.nextUnit() < network.duplication { schedule(.datagram(bytes), to: target) }
             case .pushPull(let address):
                 guard let target = indexByAddress[address] else { continue }
                 order += 1
@@ -200,6 +220,11 @@ public final class MembershipSimulator {
                 }
             }
         }
+    }
+
+    /// Encodes a packet as the real node does, signed by the sender's key.
+    private func seal(_ packet: GossipPacket, from index: Int) -> [UInt8] {
+        GossipCodec.seal(packet, clusterId: clusterId, keyId: auth.keyId(index)) { auth.mac(index, $0) }.bytes
     }
 
     private func schedule(_ delivery: Delivery, to index: Int) {
@@ -227,24 +252,24 @@ public final class MembershipSimulator {
     }
 }
 
-/// The wire size of a packet as the gossip codec will encode it (docs/PROTOCOL.md):
-/// a 40-byte header with its MAC, then per message a type byte and its fields.
-public enum PacketSize {
-    public static func estimate(_ packet: GossipPacket) -> Int {
-        var size = 40 + packet.sender.utf8.count
-        for message in packet.messages {
-            switch message {
-            case .ping(_, let target, let source, let address): size += 6 + target.utf8.count + source.utf8.count + address.utf8.count
-            case .ack(_, let from), .nack(_, let from): size += 6 + from.utf8.count
-            case .pingRequest(_, let target, let targetAddress, let requester, let requesterAddress):
-                size += 9 + target.utf8.count + targetAddress.utf8.count + requester.utf8.count + requesterAddress.utf8.count
-            case .alive(let info, _):
-                size += 24 + info.id.utf8.count + info.gossip.utf8.count + info.client.utf8.count + info.peer.utf8.count
-                    + info.admin.utf8.count + info.zone.utf8.count
-            case .suspect(let id, _, let from), .dead(let id, _, let from): size += 11 + id.utf8.count + from.utf8.count
-            case .left(let id, _): size += 10 + id.utf8.count
-            }
-        }
-        return size
+/// How simulated nodes sign and check packets: by default all share one key. Tests
+/// give some nodes another key (through Auth's keyring) to check that they stay out.
+public struct PacketAuth: Sendable {
+    public var keyId: @Sendable (Int) -> UInt8
+    public var mac: @Sendable (Int, [UInt8]) -> [UInt8]
+    public var verify: @Sendable (Int, UInt8, ArraySlice<UInt8>, ArraySlice<UInt8>) -> Bool?
+
+    public init(
+        keyId: @escaping @Sendable (Int) -> UInt8, mac: @escaping @Sendable (Int, [UInt8]) -> [UInt8],
+        verify: @escaping @Sendable (Int, UInt8, ArraySlice<UInt8>, ArraySlice<UInt8>) -> Bool?
+    ) {
+        self.keyId = keyId
+        self.mac = mac
+        self.verify = verify
     }
+
+    /// One shared key: a fixed tag every node accepts.
+    public static let shared = PacketAuth(
+        keyId: { _ in 0 }, mac: { _, _ in [UInt8](repeating: 0xA5, count: 32) },
+        verify: { _, keyId, _, tag in keyId == 0 ? tag.allSatisfy { $0 == 0xA5 } : nil })
 }
