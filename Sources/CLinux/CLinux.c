@@ -115,3 +115,5 @@ uint32_t clinux_crc32c(uint32_t crc, const void *data, size_t count) {
 #endif
     return ~crc32c_software(value, p, count);
 }
+
+int clinux_socket_udp(int family) { return socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }

@@ -28,7 +28,9 @@ extension Membership {
                     let missing = current.expectedNacks > 0 ? current.expectedNacks - min(current.nacks, current.expectedNacks) : 1
                     health = min(config.awarenessMax - 1, health + missing)
                 }
-                if let target = members[current.target], target.status == .alive {
+                // Suspect it — or, if it is suspect already, confirm independently, which
+                // shortens the suspicion (Lifeguard).
+                if let target = members[current.target], target.status <= .suspect {
                     out.append(contentsOf: apply(
                         .suspect(id: target.id, incarnation: target.incarnation, from: local.id), from: local.id, now: now))
                 }

@@ -27,6 +27,12 @@ public enum NodeCommandLine {
           --log-level LEVEL          debug, info (default), warn, error
           --token-secret-file FILE   require a token in HELLO, signed with the secret in FILE
                                      (≥ 32 bytes; `chaparctl secret` makes one)
+          --gossip HOST:PORT         membership (SWIM/Lifeguard) on UDP and TCP; off if absent
+          --admin HOST:PORT          admin HTTP API: GET /healthz, GET /v1/members
+          --seeds HOST:PORT,…        gossip addresses of members to join through
+          --zone NAME                failure zone announced to the cluster
+          --cluster-id NAME          cluster name bound into every gossip packet (default chapar)
+          --gossip-key-file FILE     keyring, lines "ID HEX" (first = primary); required with --gossip
           -h, --help                 show this help
 
         Retention is set in the config file: {"retention": {"default": {"max-messages": N,

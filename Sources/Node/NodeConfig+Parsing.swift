@@ -7,7 +7,7 @@ extension NodeConfig {
     static let keys: Set<String> = [
         "data", "listen", "node-id", "loops", "durability", "retention", "outbound-bytes-max",
         "tail-cache-bytes", "tail-cache-total-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
-        "token-secret-file",
+        "token-secret-file", "gossip", "admin", "seeds", "zone", "cluster-id", "gossip-key-file",
     ]
 
     /// Applies a JSON configuration document on top of the current values.
@@ -58,6 +58,14 @@ extension NodeConfig {
         case "hello-timeout-ms": helloTimeoutMs = try integer(0...3_600_000)
         case "log-level": logLevel = text
         case "token-secret-file": tokenSecretFile = text
+        case "gossip": membership.gossip = text
+        case "admin": membership.admin = text
+        case "seeds": membership.seeds = text.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+        case "zone": membership.zone = text
+        case "cluster-id":
+            guard !text.isEmpty, text.utf8.count <= 64 else { throw .invalid(field: key, reason: "must be 1-64 bytes") }
+            membership.clusterId = text
+        case "gossip-key-file": membership.keyFile = text
         default: throw .invalid(field: key, reason: "unknown setting")
         }
     }

@@ -30,6 +30,7 @@ public struct NodeConfig: Equatable, Sendable {
     public var logLevel: String = "info"
     /// File holding the token secret. When set, HELLO must carry a valid token.
     public var tokenSecretFile: String = ""
+    public var membership = GossipConfig()
 
     public init() {}
 
@@ -66,6 +67,15 @@ public struct NodeConfig: Equatable, Sendable {
             throw .invalid(field: "inflight-bytes-max", reason: "must exceed the largest publish (1 MiB)")
         }
         if helloTimeoutMs < 100 { throw .invalid(field: "hello-timeout-ms", reason: "must be at least 100") }
+        for (field, address) in [("gossip", membership.gossip), ("admin", membership.admin)] where !address.isEmpty {
+            do { _ = try SocketAddress(parsing: address) } catch { throw .invalid(field: field, reason: error.description) }
+        }
+        for seed in membership.seeds {
+            do { _ = try SocketAddress(parsing: seed) } catch { throw .invalid(field: "seeds", reason: error.description) }
+        }
+        if !membership.gossip.isEmpty && membership.keyFile.isEmpty {
+            throw .invalid(field: "gossip-key-file", reason: "gossip needs the cluster keyring (chaparctl cluster up makes one)")
+        }
         if Logger.Level(name: logLevel) == nil {
             throw .invalid(field: "log-level", reason: "must be debug, info, warn or error")
         }

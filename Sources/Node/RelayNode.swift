@@ -23,6 +23,10 @@ public final class RelayNode: Sendable {
     private let committerThread: OSThread
     private let checkpointer: Checkpointer
     private let checkpointerThread: OSThread
+    private let cluster: ClusterBox
+    /// Where gossip and the admin API listen (nil when not configured).
+    public let gossipAddress: SocketAddress?
+    public let adminAddress: SocketAddress?
 
     public init(config: NodeConfig, logger: Logger) throws {
         try config.validate()
@@ -81,6 +85,33 @@ public final class RelayNode: Sendable {
         }
         listener = try listenerResult.get()
         address = listener.listener.address
+        let clientAddress = address.description
+        let cluster = ClusterBox()
+        if !config.membership.admin.isEmpty {
+            let adminRequested = try SocketAddress(parsing: config.membership.admin)
+            let result = group.sync(on: 0) { () -> Result<Bool, ErrorBox> in
+                do {
+                    cluster.admin = try AdminServer(address: adminRequested, loop: group.loops[0]) { cluster.gossip?.machine.view }
+                    return .success(true)
+                } catch { return .failure(ErrorBox(description: "\(error)")) }
+            }
+            _ = try result.get()
+        }
+        let boundAdmin = group.sync(on: 0) { cluster.admin?.address?.description ?? "" }
+        if !config.membership.gossip.isEmpty {
+            let result = group.sync(on: 0) { () -> Result<Bool, ErrorBox> in
+                do {
+                    cluster.gossip = try GossipService(
+                        loop: group.loops[0], logger: logger, config: config, clientAddress: clientAddress, adminAddress: boundAdmin,
+                        dataDirectory: config.data)
+                    return .success(true)
+                } catch { return .failure(ErrorBox(description: "\(error)")) }
+            }
+            _ = try result.get()
+        }
+        self.cluster = cluster
+        gossipAddress = group.sync(on: 0) { cluster.gossip?.address }
+        adminAddress = group.sync(on: 0) { cluster.admin?.address }
         committerThread = OSThread(name: "chapar-commit") { committer.run() }
         let checkpointer = try Checkpointer(directory: directory, durability: config.durability)
         self.checkpointer = checkpointer
@@ -90,7 +121,10 @@ public final class RelayNode: Sendable {
         self.shared = shared
         self.group = group
         self.contexts = contexts
-        logger.info("listening", ["addr": address.description, "node": config.nodeId, "loops": "\(loopCount)"])
+        logger.info("listening", [
+            "addr": address.description, "node": config.nodeId, "loops": "\(loopCount)",
+            "gossip": gossipAddress?.description ?? "off", "admin": adminAddress?.description ?? "off",
+        ])
     }
 
     /// Runs on the committer thread after each transaction: encode each channel's new
@@ -121,6 +155,12 @@ public final class RelayNode: Sendable {
     public func shutdown() {
         shared.logger.info("shutting down")
         group.sync(on: 0) { [listener] in listener.listener.close() }
+        group.sync(on: 0) { [cluster] in cluster.gossip?.leave() }
+        if cluster.hasGossip { usleep(300_000) }  // a few gossip rounds carry the leave
+        group.sync(on: 0) { [cluster] in
+            cluster.gossip?.close()
+            cluster.admin?.close()
+        }
         for box in contexts { group.sync(on: box.context.loop.index) { box.context.quiesce() } }
         shared.committer.stop()
         committerThread.join()
@@ -151,6 +191,17 @@ final class LoopContextBox: @unchecked Sendable {  // context guarded by: its lo
 final class ListenerBox: @unchecked Sendable {  // listener guarded by: loop 0's thread
     let listener: TCPListener
     init(_ listener: TCPListener) { self.listener = listener }
+}
+
+/// The membership shell and admin API, owned by loop 0.
+final class ClusterBox: @unchecked Sendable {  // guarded by: loop 0's thread (set during init)
+    var gossip: GossipService?
+    var admin: AdminServer?
+    var hasGossip: Bool { gossip != nil }
+}
+
+struct ErrorBox: Error, CustomStringConvertible {
+    var description: String
 }
 
 /// Mailboxes by loop index, installed once the loops exist (the committer's callback

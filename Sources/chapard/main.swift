@@ -31,7 +31,9 @@ let logger = Logger(minimum: Logger.Level(name: config.logLevel) ?? .info)
 let node: RelayNode
 do {
     node = try RelayNode(config: config, logger: logger)
-    try AddressFile.write(node.address.description, directory: config.data)
+    try AddressFile.write(
+        node.address.description, directory: config.data, gossip: node.gossipAddress?.description,
+        admin: node.adminAddress?.description)
 } catch {
     logger.error("startup failed", ["error": "\(error)"])
     exit(1)

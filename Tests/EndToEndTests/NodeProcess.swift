@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Transport
 
 /// Path of an executable built beside the test bundle.
 func builtProduct(_ name: String) -> String {
@@ -39,9 +40,9 @@ final class NodeProcess {
     private(set) var address = ""
     let logPath: String
 
-    init(extraArguments: [String] = []) {
+    init(extraArguments: [String] = [], host: String? = nil) {
         data = FileManager.default.temporaryDirectory.path + "/chapar-e2e-\(UInt64.random(in: 0...UInt64.max))"
-        host = LoopbackAddresses.take()
+        self.host = host ?? LoopbackAddresses.take()
         logPath = data + ".log"
         self.extraArguments = extraArguments
     }
@@ -69,6 +70,12 @@ final class NodeProcess {
     }
 
     func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The addresses the node wrote to DATA/chapard.json (client, gossip, admin, pid).
+    func details() throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: self.data + "/chapard.json"))
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
 
     /// SIGKILL: the crash case.
     func kill9() {
@@ -116,4 +123,27 @@ final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+/// A minimal HTTP/1.1 GET over a blocking socket: (status, body).
+func httpGet(_ address: String, _ path: String) throws -> (Int, String) {
+    let fd = try connectTCP(to: SocketAddress(parsing: address))
+    defer { close(fd) }
+    let flags = fcntl(fd, F_GETFL)
+    _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var response: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count <= 0 { break }
+        response += chunk[..<count]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+    let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    return (status, body)
 }

@@ -39,6 +39,9 @@ int clinux_socket_tcp(int family, int nonblocking);
 /// a table. Here rather than in Swift because Swift cannot reach the instruction.
 uint32_t clinux_crc32c(uint32_t crc, const void *data, size_t count);
 
+/// A non-blocking, close-on-exec UDP socket.
+int clinux_socket_udp(int family);
+
 /// Names the calling thread (first 15 bytes), for top and debuggers.
 void clinux_set_thread_name(const char *name);
 
