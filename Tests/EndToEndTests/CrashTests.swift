@@ -33,7 +33,7 @@ import Wire
                 try await group.waitForAll()
             }
         }
-        try waitUntil("2,000 acknowledgements") { acknowledged.withLock { $0.count } >= 2000 }
+        try await waitUntilAsync("2,000 acknowledgements") { acknowledged.withLock { $0.count } >= 2000 }
         node.kill9()
         _ = await publishing.result  // every worker fails once the connection drops
         publisher.close()

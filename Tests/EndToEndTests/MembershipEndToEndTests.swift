@@ -18,7 +18,7 @@ import Testing
 
     /// Three real nodes gossip on loopback: all alive; `kill -9` one; the others declare it
     /// dead; restart it on the same data: it rejoins alive at a higher incarnation.
-    @Test func threeNodesDetectACrashAndARejoin() throws {
+    @Test func threeNodesDetectACrashAndARejoin() async throws {
         let keyring = FileManager.default.temporaryDirectory.path + "/chapar-keyring-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: keyring) }
         try Data("1 \(String(repeating: "ab", count: 32))\n".utf8).write(to: URL(fileURLWithPath: keyring))
@@ -40,18 +40,18 @@ import Testing
         try third.start()
         let admins = try [first, second, third].map { try $0.details()["admin"] as? String ?? "" }
 
-        try waitUntil("all three alive everywhere", seconds: 30) {
+        try await waitUntilAsync("all three alive everywhere", seconds: 30) {
             admins.allSatisfy { admin in ["n1", "n2", "n3"].allSatisfy { members(admin)[$0]?.0 == "alive" } }
         }
         let before = members(admins[0])["n3"]?.1 ?? 0
 
         third.kill9()
-        try waitUntil("n1 and n2 declare n3 dead", seconds: 60) {
+        try await waitUntilAsync("n1 and n2 declare n3 dead", seconds: 60) {
             members(admins[0])["n3"]?.0 == "dead" && members(admins[1])["n3"]?.0 == "dead"
         }
 
         try third.start()
-        try waitUntil("n3 rejoins alive", seconds: 60) {
+        try await waitUntilAsync("n3 rejoins alive", seconds: 60) {
             let views = [members(admins[0]), members(admins[1])]
             return views.allSatisfy { $0["n3"]?.0 == "alive" && ($0["n3"]?.1 ?? 0) > before }
         }

@@ -30,6 +30,17 @@ func waitUntil(_ what: String, seconds: Double = 30, _ condition: () throws -> B
     throw TimedOut(description: "timed out after \(seconds) s waiting for \(what)")
 }
 
+/// Like `waitUntil`, for async tests: sleeps with `Task.sleep`, so it never holds one of
+/// the few cooperative threads the other tasks of the test need.
+func waitUntilAsync(_ what: String, seconds: Double = 30, _ condition: () throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return }
+        try await Task.sleep(nanoseconds: 10_000_000)
+    }
+    throw TimedOut(description: "timed out after \(seconds) s waiting for \(what)")
+}
+
 /// A `chapard` child process on its own loopback address, port 0 and a temp data dir.
 /// Stopped by its PID only.
 final class NodeProcess {
