@@ -61,3 +61,33 @@ import Testing
         #expect((try? httpGet(admins[0], "/nowhere"))?.0 == 404)
     }
 }
+
+@Suite(.serialized) struct LocalClusterTests {
+    /// `chaparctl cluster up` starts a cluster whose members all see each other alive,
+    /// `members --json` lists them, and `cluster down` stops every process by PID.
+    @Test func clusterUpMembersDown() async throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/chapar-cluster-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (up, out, errors) = try chaparctl(["cluster", "up", "--nodes", "3", "--dir", dir], seconds: 90)
+        #expect(up == 0, "\(out)\(errors)")
+        let cluster = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))) as? [String: Any]
+        let nodes = cluster?["nodes"] as? [[String: Any]] ?? []
+        #expect(nodes.count == 3)
+        #expect(nodes.allSatisfy { ($0["gossip"] as? String ?? "").hasPrefix("127.0.1.") })
+        let pids = nodes.compactMap { ($0["pid"] as? NSNumber)?.int32Value }
+
+        let (status, json, _) = try chaparctl(["members", "--dir", dir, "--json"])
+        #expect(status == 0)
+        let members = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
+        #expect(members.count == 3)
+        #expect(members.allSatisfy { $0["state"] as? String == "alive" && $0["id"] != nil })
+
+        let (down, _, _) = try chaparctl(["cluster", "down", "--dir", dir], seconds: 60)
+        #expect(down == 0)
+        for pid in pids {
+            try await waitUntilAsync("node \(pid) to exit", seconds: 15) {
+                !((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("chapard") ?? false)
+            }
+        }
+    }
+}

@@ -13,6 +13,8 @@ let usage = """
       sub    print messages of a channel (K of them, or follow live)
       secret make a new token secret
       token  sign a token for a client (pub/sub --token)
+      cluster up|down   start or stop a local cluster on loopback
+      members           the membership view of a node
 
     Run `chaparctl COMMAND --help` for a command's options.
     """
@@ -36,6 +38,13 @@ do {
     case "sub": status = try await PubSubCommands.sub(arguments)
     case "secret": status = try TokenCommands.secret(arguments)
     case "token": status = try TokenCommands.token(arguments)
+    case "members": status = try await ClusterCommands.members(arguments)
+    case "cluster":
+        switch arguments.positionals.first {
+        case "up": status = try await ClusterCommands.up(arguments)
+        case "down": status = try await ClusterCommands.down(arguments)
+        default: fail("usage: chaparctl cluster up|down …", status: 2)
+        }
     default: fail("unknown command '\(command)'\n\n\(usage)", status: 2)
     }
 } catch let error as CommandArguments.Failure {

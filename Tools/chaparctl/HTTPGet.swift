@@ -1,0 +1,35 @@
+import Transport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking HTTP/1.1 GET for the admin API: (status, body). Bounded by `timeoutMs`.
+func httpGet(_ address: SocketAddress, _ path: String, timeoutMs: Int32 = 5000) throws -> (Int, [UInt8]) {
+    let fd = try connectTCP(to: address, timeoutMs: timeoutMs)
+    defer { close(fd) }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
+    var sent = 0
+    while sent < request.count {
+        var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&poller, 1, timeoutMs) == 1 else { throw SystemError(call: "send(\(address))", errno: ETIMEDOUT) }
+        let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if count < 0 && errno != EAGAIN { throw SystemError.last("send(\(address))") }
+        sent += max(0, count)
+    }
+    var response: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while response.count < 16 << 20 {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, timeoutMs) == 1 else { throw SystemError(call: "recv(\(address))", errno: ETIMEDOUT) }
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count == 0 { break }
+        if count < 0 { if errno == EAGAIN { continue }; throw SystemError.last("recv(\(address))") }
+        response += chunk[..<count]
+    }
+    guard let split = response.firstRange(of: [13, 10, 13, 10]) else {
+        throw SystemError(call: "HTTP response from \(address)", errno: EPROTO)
+    }
+    let statusLine = String(decoding: response[..<split.lowerBound], as: UTF8.self).split(separator: " ")
+    let status = statusLine.count > 1 ? Int(statusLine[1]) ?? 0 : 0
+    return (status, Array(response[split.upperBound...]))
+}
