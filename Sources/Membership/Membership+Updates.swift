@@ -4,9 +4,10 @@ extension Membership {
     /// beats alive and dead/left beat both. Dead is never revived by an incarnation that
     /// is not higher.
     ///
-    /// `gossip` false applies without re-broadcasting: push-pull state about third
-    /// parties is already known to the cluster, and re-gossiping every record of every
-    /// exchange would flood it (all members queue the whole view after a mass join).
+    /// `gossip` false (push-pull records about third parties) does not re-broadcast the
+    /// discovery of a member — after a mass join every member would queue the whole view —
+    /// but still re-broadcasts a change to a member we knew, which is news the gossip may
+    /// have failed to deliver (this is how push-pull repairs lost updates quickly).
     mutating func apply(_ message: GossipMessage, from sender: String, now: UInt64, gossip: Bool = true) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
         switch message {
@@ -19,7 +20,7 @@ extension Membership {
             guard let known = members[info.id] else {
                 let member = Member(info: info, incarnation: incoming, status: .alive, changedAt: now)
                 store(member)
-                if gossip { dissemination.enqueue(message) }
+                if gossip { dissemination.enqueue(message) }  // discovery: only when gossiped
                 out.append(.changed(member))
                 break
             }
@@ -33,7 +34,7 @@ extension Membership {
             member.status = .alive
             store(member)
             suspicions[info.id] = nil
-            if gossip { dissemination.enqueue(message) }
+            dissemination.enqueue(message)
             out.append(.changed(member))
         case .suspect(let id, let incoming, let suspector):
             if id == local.id {
@@ -52,7 +53,7 @@ extension Membership {
             suspicions[id] = Suspicion(
                 incarnation: incoming, start: now, bounds: config.suspicionBounds(members: clusterSize),
                 needed: config.lifeguard ? config.suspicionConfirmations : 0, from: suspector)
-            if gossip { dissemination.enqueue(message) }
+            dissemination.enqueue(message)
             out.append(.changed(member))
         case .dead(let id, let incoming, _), .left(let id, let incoming):
             let status: MemberStatus
@@ -67,7 +68,7 @@ extension Membership {
             member.changedAt = now
             store(member)
             suspicions[id] = nil
-            if gossip { dissemination.enqueue(message) }
+            dissemination.enqueue(message)
             out.append(.changed(member))
         default:
             break
