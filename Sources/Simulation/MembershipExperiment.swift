@@ -64,6 +64,7 @@ public struct MembershipExperiment: Sendable {
         // A metadata change a quarter in, by a member that will not crash.
         let changer = (0..<members).first { !victims.contains($0) && $0 != 0 } ?? 0
         var changeAt: UInt64?
+        var changedIncarnation: UInt64 = 0
         var nextCrash = 0
         while simulator.now < start + duration {
             let elapsed = simulator.now - start
@@ -79,6 +80,7 @@ public struct MembershipExperiment: Sendable {
                 _ = machine.update(info, now: simulator.now)
                 simulator.replace(changer, with: machine)
                 changeAt = simulator.now
+                changedIncarnation = machine.incarnation
             }
             simulator.run(for: 100)
         }
@@ -105,11 +107,14 @@ public struct MembershipExperiment: Sendable {
         }
         result.memberHours = Double(members) * Double(durationSeconds) / 3600
         if let changeAt {
+            // Per observer, the first time it held the new incarnation; the slowest counts.
             let name = MembershipSimulator.info(changer).id
-            let sightings = measured.filter { $0.subject == name && $0.status == .alive && $0.time >= changeAt }
-            let observers = Set(sightings.map(\.observer))
+            var firstSeen: [Int: UInt64] = [:]
+            for event in measured where event.subject == name && event.incarnation >= changedIncarnation && event.time >= changeAt {
+                if firstSeen[event.observer] == nil { firstSeen[event.observer] = event.time }
+            }
             let live = simulator.runningIndices.filter { $0 != changer }
-            if live.allSatisfy({ observers.contains($0) }), let last = sightings.map(\.time).max() {
+            if live.allSatisfy({ firstSeen[$0] != nil }), let last = firstSeen.values.max() {
                 result.disseminationPeriods = Double(last - changeAt) / Double(config.probeIntervalMs)
             }
         }
