@@ -46,6 +46,8 @@ public final class MembershipSimulator {
     public private(set) var bytesSent: [UInt64] = []
     public private(set) var packetsSent: UInt64 = 0
     public var blocked: Set<Link> = []
+    /// Per-link delay ranges (ms) that override the network's, e.g. a far zone or a slow NIC.
+    public var linkDelays: [Link: ClosedRange<UInt64>] = [:]
     public var auth = PacketAuth.shared
     public let clusterId = "sim"
     /// Datagrams receivers refused (wrong key, other cluster, malformed), and push-pulls.
@@ -206,8 +208,10 @@ public final class MembershipSimulator {
                 packetsSent += 1
                 bytesSent[index] += UInt64(bytes.count)
                 if isBlocked(index, target) || random.nextUnit() < network.loss { continue }
-                schedule(.datagram(bytes), to: target)
-                if network.duplication > 0 && random.nextUnit() < network.duplication { schedule(.datagram(bytes), to: target) }
+                schedule(.datagram(bytes), from: index, to: target)
+                if network.duplication > 0 && random.nextUnit() < network.duplication {
+                    schedule(.datagram(bytes), from: index, to: target)
+                }
             case .pushPull(let address):
                 guard let target = indexByAddress[address] else { continue }
                 order += 1
@@ -227,9 +231,13 @@ public final class MembershipSimulator {
         GossipCodec.seal(packet, clusterId: clusterId, keyId: auth.keyId(index)) { auth.mac(index, $0) }.bytes
     }
 
-    private func schedule(_ delivery: Delivery, to index: Int) {
+    private func schedule(_ delivery: Delivery, from sender: Int, to index: Int) {
         order += 1
-        inFlight.append(InFlight(time: now + network.delay(&random), order: order, to: index, delivery: delivery))
+        var delay = network.delay(&random)
+        if !linkDelays.isEmpty, let range = linkDelays[Link(from: sender, to: index)] {
+            delay = range.lowerBound + random.next() % (range.upperBound - range.lowerBound + 1)
+        }
+        inFlight.append(InFlight(time: now + delay, order: order, to: index, delivery: delivery))
     }
 
     // MARK: Queries

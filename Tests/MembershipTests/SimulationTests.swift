@@ -155,3 +155,20 @@ func replay(_ seed: UInt64, _ test: String, _ detail: String = "") -> Comment {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+@Suite struct NetworkFaultTests {
+    /// Duplicated and heavily reordered datagrams (0-400 ms delays) and one slow link
+    /// (up to 450 ms, near the probe timeout) never kill a live member.
+    @Test(arguments: simulationSeeds)
+    func duplicationReorderingAndASlowLinkKillNobody(_ seed: UInt64) {
+        let simulator = convergedCluster(seed: seed, nodes: 12)
+        simulator.network = NetworkModel(delayMsMin: 0, delayMsMax: 400, loss: 0, duplication: 0.2)
+        simulator.linkDelays[Link(from: 2, to: 5)] = 300...450
+        simulator.linkDelays[Link(from: 5, to: 2)] = 300...450
+        let start = simulator.now
+        simulator.run(for: 120_000)
+        let deaths = simulator.events.filter { $0.time > start && $0.status == .dead }
+        #expect(deaths.isEmpty, replay(seed, "duplicationReordering", "\(deaths.prefix(3))"))
+        #expect(simulator.everyoneSeesAlive(Array(0..<12)), replay(seed, "duplicationReordering"))
+    }
+}
