@@ -101,6 +101,19 @@ public struct SocketAddress: Equatable, Hashable, Sendable, CustomStringConverti
     }
 }
 
+extension SocketAddress {
+    /// The address a socket is bound to (after binding to port 0, the port the kernel chose).
+    static func local(of fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { return nil }
+        return withUnsafePointer(to: &storage) { SocketAddress($0) }
+    }
+}
+
 /// A NUL-terminated C string held in an array, as a Swift string.
 func cText(_ chars: [CChar]) -> String {
     String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

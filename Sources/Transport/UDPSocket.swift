@@ -28,12 +28,7 @@ public final class UDPSocket: IOHandler {
         self.fd = fd
         let bound = address.withSockaddr { bind(fd, $0, $1) }
         if bound != 0 { let error = SystemError.last("bind(UDP \(address))"); Glibc.close(fd); throw error }
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        self.address = withUnsafePointer(to: &storage) { SocketAddress($0) } ?? address
+        self.address = SocketAddress.local(of: fd) ?? address
         token = try loop.register(fd: fd, events: CLINUX_EPOLLIN, handler: self)
     }
 

@@ -3,21 +3,7 @@ import Testing
 
 /// Runs chaparctl and returns (exit status, stdout, stderr).
 func chaparctl(_ arguments: [String], seconds: Double = 30) throws -> (Int32, String, String) {
-    let child = Process()
-    child.executableURL = URL(fileURLWithPath: builtProduct("chaparctl"))
-    child.arguments = arguments
-    let output = Pipe()
-    let errors = Pipe()
-    child.standardOutput = output
-    child.standardError = errors
-    try child.run()
-    let deadline = Date().addingTimeInterval(seconds)
-    while child.isRunning && Date() < deadline { usleep(5_000) }
-    if child.isRunning { kill(child.processIdentifier, SIGKILL) }
-    child.waitUntilExit()
-    return (child.terminationStatus,
-            String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-            String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    try runTool("chaparctl", arguments, seconds: seconds)
 }
 
 @Suite(.serialized) struct ChaparctlTests {

@@ -3,18 +3,7 @@ import Testing
 
 @Suite(.serialized) struct LoadSimEndToEndTests {
     func loadsim(_ arguments: [String]) throws -> (Int32, String, String) {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: builtProduct("chapar-loadsim"))
-        child.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        child.standardOutput = output
-        child.standardError = errors
-        try child.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        child.waitUntilExit()
-        return (child.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try runTool("chapar-loadsim", arguments, seconds: 120)
     }
 
     /// A short run of each built-in scenario shape against a real node passes the oracle

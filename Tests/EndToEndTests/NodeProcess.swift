@@ -158,3 +158,33 @@ func httpGet(_ address: String, _ path: String) throws -> (Int, String) {
     let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
     return (status, body)
 }
+
+/// Runs a built tool to completion (killed by its PID after `seconds`) and returns its
+/// exit status, standard output and standard error. Both pipes are drained while it
+/// runs, so a chatty tool cannot block on a full pipe.
+func runTool(_ name: String, _ arguments: [String], seconds: Double) throws -> (Int32, String, String) {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: builtProduct(name))
+    child.arguments = arguments
+    let output = Pipe()
+    let errors = Pipe()
+    child.standardOutput = output
+    child.standardError = errors
+    try child.run()
+    let pid = child.processIdentifier
+    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: watchdog)
+    let errorText = Locked("")
+    let drained = DispatchSemaphore(value: 0)
+    let errorHandle = errors.fileHandleForReading
+    DispatchQueue.global().async {
+        let data = errorHandle.readDataToEndOfFile()
+        errorText.withLock { $0 = String(decoding: data, as: UTF8.self) }
+        drained.signal()
+    }
+    let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    drained.wait()
+    child.waitUntilExit()
+    watchdog.cancel()
+    return (child.terminationStatus, out, errorText.withLock { $0 })
+}
