@@ -1,3 +1,5 @@
+import ChaparCore
+
 /// Protocol timing and fan-out. Defaults follow memberlist's LAN profile; the derived
 /// values are computed from the cluster size `n` as documented on each.
 public struct MembershipConfig: Equatable, Sendable {
@@ -36,31 +38,9 @@ public struct MembershipConfig: Equatable, Sendable {
 
     public init() {}
 
-    static func log10(_ value: Double) -> Double {
-        // log10 without Foundation: ln via the standard library is not available either,
-        // so use a series-free approach on the exponent and mantissa.
-        guard value > 0 else { return 0 }
-        var exponent = 0.0
-        var mantissa = value
-        while mantissa >= 10 { mantissa /= 10; exponent += 1 }
-        while mantissa < 1 { mantissa *= 10; exponent -= 1 }
-        return exponent + naturalLog(mantissa) / 2.302585092994046
-    }
+    static func log10(_ value: Double) -> Double { value > 0 ? StableMath.log10(value) : 0 }
 
-    static func naturalLog(_ value: Double) -> Double {
-        // ln(x) = 2 atanh((x-1)/(x+1)), fast-converging for x in [1, 10).
-        let y = (value - 1) / (value + 1)
-        var term = y
-        var sum = 0.0
-        var power = 1.0
-        let y2 = y * y
-        for _ in 0..<40 {
-            sum += term / power
-            term *= y2
-            power += 2
-        }
-        return 2 * sum
-    }
+    static func naturalLog(_ value: Double) -> Double { StableMath.ln(value) }
 
     /// How many times each update is sent.
     public func retransmitLimit(members n: Int) -> Int {

@@ -59,3 +59,23 @@ import Testing
         #expect(ChannelName.validate([0xFF]) == .failure(.invalidUTF8))
     }
 }
+
+@Suite struct StableMathTests {
+    @Test(arguments: [0.001, 0.5, 1.0, 2.0, 2.718281828459045, 10.0, 1234.5, 1e12])
+    func lnMatchesKnownIdentities(_ x: Double) {
+        // ln(x·y) = ln x + ln y and ln(e) = 1, checked without a reference library.
+        #expect(abs(StableMath.ln(x * 3) - (StableMath.ln(x) + StableMath.ln(3))) < 1e-12)
+        #expect(abs(StableMath.ln(2.718281828459045) - 1) < 1e-14)
+        #expect(abs(StableMath.log10(1000) - 3) < 1e-12)
+    }
+
+    @Test func stableHashIsDeterministicAndSpreads() {
+        #expect(StableHash.hash64("channel") == StableHash.hash64(Array("channel".utf8)))
+        #expect(StableHash.hash64("a") != StableHash.hash64("b"))
+        var buckets = [Int](repeating: 0, count: 16)
+        for index in 0..<16_000 { buckets[Int(StableHash.hash64("key-\(index)") % 16)] += 1 }
+        #expect(buckets.allSatisfy { $0 > 850 && $0 < 1150 }, "\(buckets)")
+        let unit = StableHash.unit(0)
+        #expect(unit > 0 && unit < 1)
+    }
+}
