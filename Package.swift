@@ -34,6 +34,7 @@ let package = Package(
         .target(name: "Wire", dependencies: ["ChaparCore"], swiftSettings: strict),
         .target(name: "Auth", dependencies: ["ChaparCore", "COpenSSL"], swiftSettings: strict),
         .target(name: "Membership", dependencies: ["ChaparCore"], swiftSettings: strict),
+        .target(name: "Placement", dependencies: ["ChaparCore"], swiftSettings: strict),
         .target(name: "Simulation", dependencies: ["ChaparCore", "Membership"], swiftSettings: strict),
 
         // I/O layers: each sees the vocabulary, the pure modules and C, never each other.
@@ -64,6 +65,7 @@ let package = Package(
         .testTarget(name: "ChaparCoreTests", dependencies: ["ChaparCore"], swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement", "ChaparCore"], swiftSettings: strict),
         .testTarget(
             name: "MembershipTests", dependencies: ["Membership", "Simulation", "ChaparCore", "Auth"], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StoreCrashHelper"], swiftSettings: strict),
