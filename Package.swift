@@ -35,7 +35,8 @@ let package = Package(
         .target(name: "Auth", dependencies: ["ChaparCore", "COpenSSL"], swiftSettings: strict),
         .target(name: "Membership", dependencies: ["ChaparCore"], swiftSettings: strict),
         .target(name: "Placement", dependencies: ["ChaparCore"], swiftSettings: strict),
-        .target(name: "Simulation", dependencies: ["ChaparCore", "Membership"], swiftSettings: strict),
+        .target(name: "Consensus", dependencies: ["ChaparCore"], swiftSettings: strict),
+        .target(name: "Simulation", dependencies: ["ChaparCore", "Membership", "Consensus"], swiftSettings: strict),
 
         // I/O layers: each sees the vocabulary, the pure modules and C, never each other.
         .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite", "CLinux"], swiftSettings: strict),
@@ -66,6 +67,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "ChaparCore"], swiftSettings: strict),
+        .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Simulation", "ChaparCore"], swiftSettings: strict),
         .testTarget(
             name: "MembershipTests", dependencies: ["Membership", "Simulation", "ChaparCore", "Auth"], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StoreCrashHelper"], swiftSettings: strict),

@@ -1,0 +1,120 @@
+extension Raft {
+    mutating func startPreVote() {
+        resetElection()
+        if voters.count == 1 { startElection(); return }
+        role = .preCandidate
+        votes = [id]
+        for peer in voters where peer != id {
+            send(.preVote(term: term + 1, lastIndex: lastIndex, lastTerm: lastTerm), to: peer)
+        }
+    }
+
+    mutating func startElection() {
+        resetElection()
+        role = .candidate
+        term += 1
+        votedFor = id
+        leader = nil
+        votes = [id]
+        if votes.count >= quorum { becomeLeader(); return }
+        for peer in voters where peer != id {
+            send(.requestVote(term: term, lastIndex: lastIndex, lastTerm: lastTerm), to: peer)
+        }
+    }
+
+    mutating func becomeFollower(term newTerm: UInt64, leader newLeader: UInt64?) {
+        if newTerm > term {
+            term = newTerm
+            votedFor = nil
+        }
+        role = .follower
+        leader = newLeader
+        votes = []
+        resetElection()
+    }
+
+    mutating func becomeLeader() {
+        role = .leader
+        leader = id
+        heartbeatElapsed = 0
+        for peer in voters {
+            nextIndex[peer] = lastIndex + 1
+            matchIndex[peer] = peer == id ? lastIndex : 0
+        }
+        // Raft §5.4.2: a leader commits entries of earlier terms only through one of its
+        // own term, so it appends an empty entry at once.
+        appendLocal([[]])
+        for peer in voters where peer != id { sendAppend(to: peer) }
+        advanceCommit()
+    }
+
+    mutating func appendLocal(_ items: [[UInt8]]) {
+        let first = lastIndex + 1
+        for data in items { log.append(RaftEntry(term: term, index: lastIndex + 1, data: data)) }
+        markUnstable(from: first)
+        matchIndex[id] = lastIndex
+    }
+
+    mutating func markUnstable(from index: UInt64) {
+        unstableFrom = min(unstableFrom ?? index, index)
+    }
+
+    mutating func sendAppend(to peer: UInt64) {
+        let next = nextIndex[peer] ?? lastIndex + 1
+        let prevIndex = next - 1
+        let upper = min(lastIndex, prevIndex + UInt64(config.entriesPerMessageMax))
+        let entries = prevIndex < upper ? Array(log[Int(prevIndex)..<Int(upper)]) : []
+        send(.append(term: term, prevIndex: prevIndex, prevTerm: term(at: prevIndex), entries: entries, commit: commit), to: peer)
+        // Pipelining: assume delivery; a rejection moves nextIndex back.
+        if let lastSent = entries.last { nextIndex[peer] = lastSent.index + 1 }
+    }
+
+    mutating func handleAppend(from: UInt64, prevIndex: UInt64, prevTerm: UInt64, entries: [RaftEntry], leaderCommit: UInt64) {
+        // Raft §5.3: reject unless our log holds (prevIndex, prevTerm).
+        guard prevIndex <= lastIndex, term(at: prevIndex) == prevTerm else {
+            send(.appendResponse(term: term, success: false, match: min(lastIndex, prevIndex == 0 ? 0 : prevIndex - 1)), to: from)
+            return
+        }
+        for entry in entries {
+            if entry.index <= lastIndex {
+                if term(at: entry.index) == entry.term { continue }
+                // A conflict: drop it and everything after (never below the commit index).
+                precondition(entry.index > commit, "a leader never overwrites committed entries")
+                log.removeSubrange(Int(entry.index - 1)...)
+            }
+            precondition(entry.index == lastIndex + 1, "append keeps indices dense")
+            log.append(entry)
+            markUnstable(from: entry.index)
+        }
+        let matched = prevIndex + UInt64(entries.count)
+        if leaderCommit > commit { commit = min(leaderCommit, matched) }
+        send(.appendResponse(term: term, success: true, match: matched), to: from)
+    }
+
+    /// Raft §5.3–5.4: commit the highest index stored on a majority whose entry is of the
+    /// current term.
+    mutating func advanceCommit() {
+        guard role == .leader else { return }
+        let matches = voters.map { $0 == id ? lastIndex : (matchIndex[$0] ?? 0) }.sorted(by: >)
+        let candidate = matches[quorum - 1]
+        if candidate > commit && term(at: candidate) == term { commit = candidate }
+    }
+
+    // MARK: Ready
+
+    public mutating func ready() -> RaftReady {
+        let hard = HardState(term: term, votedFor: votedFor, commit: commit)
+        var ready = RaftReady(hardState: hard != lastHardState ? hard : nil, entries: [], messages: outbox, committed: [])
+        if let from = unstableFrom, from <= lastIndex { ready.entries = Array(log[Int(from - 1)...]) }
+        if commit > applied { ready.committed = Array(log[Int(applied)..<Int(commit)]) }
+        outbox = []
+        return ready
+    }
+
+    /// The shell persisted, sent and applied `ready`.
+    public mutating func advance(_ ready: RaftReady) {
+        if let hard = ready.hardState { lastHardState = hard }
+        if let last = ready.entries.last, let from = unstableFrom, last.index >= from { unstableFrom = nil }
+        if let last = ready.committed.last { applied = max(applied, last.index) }
+    }
+}

@@ -1,0 +1,158 @@
+import ChaparCore
+
+/// Raft (Ongaro & Ousterhout) as a value: `tick()`, `step(_:)` and `propose(_:)` change
+/// state; `ready()` hands out what to persist, send and apply; `advance(_:)` confirms.
+/// No I/O, clock or threads; randomness (election timeouts) comes from the seed.
+public struct Raft: Sendable {
+    public enum Role: Equatable, Sendable { case follower, preCandidate, candidate, leader }
+
+    public let id: UInt64
+    public let voters: [UInt64]
+    public let config: RaftConfig
+    public internal(set) var role = Role.follower
+    public internal(set) var term: UInt64 = 0
+    public internal(set) var votedFor: UInt64?
+    public internal(set) var leader: UInt64?
+    /// `log[i]` holds index i + 1 (the log starts at index 1).
+    public internal(set) var log: [RaftEntry] = []
+    public internal(set) var commit: UInt64 = 0
+    var applied: UInt64 = 0
+    var random: SeededRandom
+    var electionElapsed = 0
+    var electionTimeout = 0
+    var heartbeatElapsed = 0
+    var votes: Set<UInt64> = []
+    var nextIndex: [UInt64: UInt64] = [:]
+    var matchIndex: [UInt64: UInt64] = [:]
+    // Pending output, drained by ready().
+    var outbox: [RaftEnvelope] = []
+    var unstableFrom: UInt64?
+    var lastHardState: HardState
+
+    /// Starts from persisted state (empty for a new node).
+    public init(id: UInt64, voters: [UInt64], config: RaftConfig = RaftConfig(), seed: UInt64,
+                hardState: HardState? = nil, log: [RaftEntry] = []) {
+        self.id = id
+        self.voters = voters.sorted()
+        self.config = config
+        self.random = SeededRandom(seed: seed)
+        self.log = log
+        for (position, entry) in log.enumerated() { precondition(entry.index == UInt64(position + 1), "log indices are dense from 1") }
+        if let hardState {
+            term = hardState.term
+            votedFor = hardState.votedFor
+            commit = min(hardState.commit, UInt64(log.count))
+        }
+        lastHardState = HardState(term: term, votedFor: votedFor, commit: commit)
+        resetElection()
+    }
+
+    public var lastIndex: UInt64 { UInt64(log.count) }
+    var lastTerm: UInt64 { log.last?.term ?? 0 }
+    func term(at index: UInt64) -> UInt64 { index == 0 || index > lastIndex ? 0 : log[Int(index - 1)].term }
+    var quorum: Int { voters.count / 2 + 1 }
+
+    mutating func resetElection() {
+        electionElapsed = 0
+        electionTimeout = config.electionTicksMin + Int(random.next() % UInt64(config.electionTicksMin))
+    }
+
+    mutating func send(_ message: RaftMessage, to peer: UInt64) {
+        outbox.append(RaftEnvelope(from: id, to: peer, message: message))
+    }
+
+    // MARK: Inputs
+
+    public mutating func tick() {
+        if role == .leader {
+            heartbeatElapsed += 1
+            if heartbeatElapsed >= config.heartbeatTicks {
+                heartbeatElapsed = 0
+                for peer in voters where peer != id { sendAppend(to: peer) }
+            }
+            return
+        }
+        electionElapsed += 1
+        if electionElapsed >= electionTimeout { startPreVote() }
+    }
+
+    /// Appends `data` if this node leads; false otherwise (the caller redirects to `leader`).
+    public mutating func propose(_ data: [UInt8]) -> Bool {
+        guard role == .leader else { return false }
+        appendLocal([data])
+        for peer in voters where peer != id { sendAppend(to: peer) }
+        advanceCommit()
+        return true
+    }
+
+    public mutating func step(_ envelope: RaftEnvelope) {
+        let message = envelope.message
+        let from = envelope.from
+        switch message {
+        case .preVote(let proposed, let index, let lastTerm):
+            // Grant if we have not heard from a leader recently and the log is up to date;
+            // a pre-vote changes no state (Raft thesis §9.6).
+            let leaderRecent = leader != nil && electionElapsed < config.electionTicksMin
+            let granted = proposed > term && !leaderRecent && isUpToDate(index, lastTerm)
+            send(.preVoteResponse(term: granted ? proposed : term, granted: granted), to: from)
+            return
+        case .preVoteResponse(let responseTerm, let granted):
+            guard role == .preCandidate else { return }
+            if granted && responseTerm == term + 1 {
+                votes.insert(from)
+                if votes.count >= quorum { startElection() }
+            } else if responseTerm > term {
+                becomeFollower(term: responseTerm, leader: nil)
+            }
+            return
+        default:
+            break
+        }
+        // Raft §5.1: a higher term makes us a follower of it; a lower one is stale.
+        if message.term > term {
+            let leaderOfTerm: UInt64? = { if case .append = message { return from }; return nil }()
+            becomeFollower(term: message.term, leader: leaderOfTerm)
+        } else if message.term < term {
+            if case .append = message { send(.appendResponse(term: term, success: false, match: 0), to: from) }
+            if case .requestVote = message { send(.voteResponse(term: term, granted: false), to: from) }
+            return
+        }
+        switch message {
+        case .requestVote(_, let index, let lastTerm):
+            // Raft §5.2, §5.4.1: one vote per term, only for a log at least as up to date.
+            let granted = (votedFor == nil || votedFor == from) && isUpToDate(index, lastTerm)
+            if granted {
+                votedFor = from
+                resetElection()
+            }
+            send(.voteResponse(term: term, granted: granted), to: from)
+        case .voteResponse(_, let granted):
+            guard role == .candidate, granted else { return }
+            votes.insert(from)
+            if votes.count >= quorum { becomeLeader() }
+        case .append(_, let prevIndex, let prevTerm, let entries, let leaderCommit):
+            if role != .follower { becomeFollower(term: term, leader: from) }
+            leader = from
+            resetElection()
+            handleAppend(from: from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, leaderCommit: leaderCommit)
+        case .appendResponse(_, let success, let match):
+            guard role == .leader else { return }
+            if success {
+                matchIndex[from] = max(matchIndex[from] ?? 0, match)
+                nextIndex[from] = max(nextIndex[from] ?? 1, match + 1)
+                advanceCommit()
+                if (nextIndex[from] ?? 1) <= lastIndex { sendAppend(to: from) }
+            } else {
+                // Back up to the follower's hint (its last index) or by one.
+                nextIndex[from] = max(1, min((nextIndex[from] ?? 1) - 1, match + 1))
+                sendAppend(to: from)
+            }
+        default:
+            break
+        }
+    }
+
+    func isUpToDate(_ index: UInt64, _ lastTermOfCandidate: UInt64) -> Bool {
+        lastTermOfCandidate > lastTerm || (lastTermOfCandidate == lastTerm && index >= lastIndex)
+    }
+}

@@ -1,0 +1,85 @@
+/// One entry of a Raft log.
+public struct RaftEntry: Equatable, Sendable {
+    public var term: UInt64
+    public var index: UInt64
+    public var data: [UInt8]
+
+    public init(term: UInt64, index: UInt64, data: [UInt8]) {
+        self.term = term
+        self.index = index
+        self.data = data
+    }
+}
+
+/// Raft messages (Raft §5, plus pre-vote from Ongaro's thesis §9.6).
+public enum RaftMessage: Equatable, Sendable {
+    /// "Would you vote for me at `term`?" — asked before raising the term, so a node
+    /// cut off from the others cannot disrupt the cluster when it returns.
+    case preVote(term: UInt64, lastIndex: UInt64, lastTerm: UInt64)
+    case preVoteResponse(term: UInt64, granted: Bool)
+    case requestVote(term: UInt64, lastIndex: UInt64, lastTerm: UInt64)
+    case voteResponse(term: UInt64, granted: Bool)
+    /// Entries after (`prevIndex`, `prevTerm`), and the leader's commit index.
+    case append(term: UInt64, prevIndex: UInt64, prevTerm: UInt64, entries: [RaftEntry], commit: UInt64)
+    /// `match` is the last index known to agree (on success) or a hint where to retry.
+    case appendResponse(term: UInt64, success: Bool, match: UInt64)
+
+    public var term: UInt64 {
+        switch self {
+        case .preVote(let term, _, _), .preVoteResponse(let term, _), .requestVote(let term, _, _),
+             .voteResponse(let term, _), .append(let term, _, _, _, _), .appendResponse(let term, _, _):
+            term
+        }
+    }
+}
+
+public struct RaftEnvelope: Equatable, Sendable {
+    public var from: UInt64
+    public var to: UInt64
+    public var message: RaftMessage
+
+    public init(from: UInt64, to: UInt64, message: RaftMessage) {
+        self.from = from
+        self.to = to
+        self.message = message
+    }
+}
+
+/// What MUST survive a crash: the term, the vote in it, and the commit index.
+public struct HardState: Equatable, Sendable {
+    public var term: UInt64
+    public var votedFor: UInt64?
+    public var commit: UInt64
+
+    public init(term: UInt64, votedFor: UInt64?, commit: UInt64) {
+        self.term = term
+        self.votedFor = votedFor
+        self.commit = commit
+    }
+}
+
+/// The etcd-style Ready contract. The shell MUST, in this order:
+/// 1. persist `hardState` (if set) and `entries` (replacing any stored entries from the
+///    first one's index on) — durably, before anything below;
+/// 2. send `messages`;
+/// 3. apply `committed` to the state machine, in order;
+/// 4. call `advance(ready)`.
+public struct RaftReady: Equatable, Sendable {
+    public var hardState: HardState?
+    public var entries: [RaftEntry]
+    public var messages: [RaftEnvelope]
+    public var committed: [RaftEntry]
+
+    public var isEmpty: Bool { hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty }
+}
+
+/// Timing in ticks (the shell decides a tick's length, e.g. 10 ms).
+public struct RaftConfig: Equatable, Sendable {
+    /// A follower that hears no leader for a random time in [min, 2 × min) starts an election.
+    public var electionTicksMin = 10
+    public var heartbeatTicks = 2
+    /// Entries per append message (batching).
+    public var entriesPerMessageMax = 64
+
+    public init() {}
+}

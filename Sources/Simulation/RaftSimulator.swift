@@ -1,0 +1,166 @@
+import ChaparCore
+import Consensus
+
+/// Runs a Raft group's real machines on a virtual network with loss, duplication,
+/// reordering (random delays), partitions, crashes and restarts that keep only what the
+/// Ready contract had the node persist — and checks Raft's safety properties on every
+/// step: one leader per term, the same entry applied at each index everywhere, leaders
+/// holding every committed entry, and logs that match.
+public final class RaftSimulator {
+    struct Node {
+        var raft: Raft?
+        var hardState: HardState?
+        var log: [RaftEntry] = []
+    }
+
+    struct InFlight {
+        var time: UInt64
+        var order: UInt64
+        var envelope: RaftEnvelope
+    }
+
+    public let seed: UInt64
+    public let ids: [UInt64]
+    public var loss = 0.0
+    public var duplication = 0.0
+    public var delayTicksMax: UInt64 = 3
+    public var blocked: Set<Link> = []
+    public private(set) var now: UInt64 = 0
+    /// Violations found, described; empty means every check held.
+    public private(set) var violations: [String] = []
+    /// The entry applied at each index (by whoever applied it first).
+    public private(set) var applied: [UInt64: RaftEntry] = [:]
+    /// The term of the node that first applied each index: the entry was committed at or
+    /// before it, so every leader of a later term must hold it.
+    var appliedTerm: [UInt64: UInt64] = [:]
+    var nodes: [UInt64: Node] = [:]
+    var leaders: [UInt64: UInt64] = [:]
+    var random: SeededRandom
+    var inFlight: [InFlight] = []
+    var order: UInt64 = 0
+    var restarts: UInt64 = 0
+
+    public init(seed: UInt64, voters count: Int) {
+        self.seed = seed
+        random = SeededRandom(seed: seed)
+        ids = (1...UInt64(count)).map { $0 }
+        for id in ids { nodes[id] = Node(raft: Raft(id: id, voters: ids, seed: seed &* 31 &+ id)) }
+    }
+
+    public func leader() -> UInt64? {
+        ids.filter { nodes[$0]?.raft?.role == .leader }.max { (nodes[$0]!.raft!.term) < (nodes[$1]!.raft!.term) }
+    }
+
+    public func isUp(_ id: UInt64) -> Bool { nodes[id]?.raft != nil }
+
+    /// Proposes through the current leader; false when there is none.
+    @discardableResult
+    public func propose(_ data: [UInt8]) -> Bool {
+        guard let id = leader(), var raft = nodes[id]?.raft else { return false }
+        let accepted = raft.propose(data)
+        nodes[id]!.raft = raft
+        process(id)
+        return accepted
+    }
+
+    public func crash(_ id: UInt64) { nodes[id]!.raft = nil }
+
+    /// Restarts from exactly what the node persisted.
+    public func restart(_ id: UInt64) {
+        restarts += 1
+        let node = nodes[id]!
+        nodes[id]!.raft = Raft(id: id, voters: ids, seed: seed &* 7_919 &+ id &+ restarts, hardState: node.hardState, log: node.log)
+    }
+
+    public func partition(_ a: [UInt64], _ b: [UInt64]) {
+        for x in a { for y in b { blocked.insert(Link(from: Int(x), to: Int(y))); blocked.insert(Link(from: Int(y), to: Int(x))) } }
+    }
+
+    public func heal() { blocked = [] }
+
+    public func run(ticks: UInt64) {
+        for _ in 0..<ticks {
+            now += 1
+            let due = inFlight.filter { $0.time <= now }.sorted { ($0.time, $0.order) < ($1.time, $1.order) }
+            inFlight.removeAll { $0.time <= now }
+            for item in due {
+                let to = item.envelope.to
+                guard var raft = nodes[to]?.raft else { continue }
+                raft.step(item.envelope)
+                nodes[to]!.raft = raft
+                process(to)
+            }
+            for id in ids where nodes[id]?.raft != nil {
+                nodes[id]!.raft!.tick()
+                process(id)
+            }
+            checkLeaders()
+        }
+    }
+
+    /// Executes a node's Ready in the contract's order: persist, send, apply, advance.
+    func process(_ id: UInt64) {
+        guard var raft = nodes[id]?.raft else { return }
+        let ready = raft.ready()
+        if ready.isEmpty { return }
+        if let hard = ready.hardState { nodes[id]!.hardState = hard }
+        if let first = ready.entries.first {
+            var log = nodes[id]!.log
+            if first.index <= UInt64(log.count) { log.removeSubrange(Int(first.index - 1)...) }
+            log.append(contentsOf: ready.entries)
+            nodes[id]!.log = log
+        }
+        for envelope in ready.messages {
+            if blocked.contains(Link(from: Int(envelope.from), to: Int(envelope.to))) || random.nextUnit() < loss { continue }
+            schedule(envelope)
+            if random.nextUnit() < duplication { schedule(envelope) }
+        }
+        for entry in ready.committed {
+            if let existing = applied[entry.index] {
+                if existing != entry { violations.append("node \(id) applied \(entry) at \(entry.index), others \(existing) [seed \(seed)]") }
+            } else {
+                applied[entry.index] = entry
+                appliedTerm[entry.index] = raft.term
+            }
+        }
+        raft.advance(ready)
+        nodes[id]!.raft = raft
+    }
+
+    func schedule(_ envelope: RaftEnvelope) {
+        order += 1
+        inFlight.append(InFlight(time: now + 1 + random.next() % delayTicksMax, order: order, envelope: envelope))
+    }
+
+    /// Election safety (§5.2) and leader completeness (§5.4): one leader per term, and a
+    /// leader's log holds every entry applied anywhere.
+    func checkLeaders() {
+        for id in ids {
+            guard let raft = nodes[id]?.raft, raft.role == .leader else { continue }
+            if let other = leaders[raft.term], other != id {
+                violations.append("two leaders in term \(raft.term): \(other) and \(id) [seed \(seed)]")
+            }
+            leaders[raft.term] = id
+            for (index, entry) in applied where raft.term > appliedTerm[index]!
+                && (index <= raft.lastIndex ? raft.log[Int(index - 1)] != entry : true)
+            {
+                violations.append("leader \(id) of term \(raft.term) lacks committed \(entry) [seed \(seed)]")
+            }
+        }
+    }
+
+    /// Log matching (§5.3): logs that agree on an entry's term at an index agree before it.
+    public func checkLogMatching() {
+        let logs = ids.compactMap { nodes[$0]?.raft?.log }
+        for a in logs {
+            for b in logs {
+                let common = min(a.count, b.count)
+                guard common > 0 else { continue }
+                for index in stride(from: common - 1, through: 0, by: -1) where a[index].term == b[index].term {
+                    if Array(a[...index]) != Array(b[...index]) { violations.append("logs diverge before index \(index + 1) [seed \(seed)]") }
+                    break
+                }
+            }
+        }
+    }
+}

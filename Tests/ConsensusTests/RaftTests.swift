@@ -1,0 +1,98 @@
+import ChaparCore
+import Consensus
+import Simulation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Seeds 1-8 in CI; `CHAPAR_SIM_SEEDS=N` runs N (the long sweep). Failures name the seed.
+let raftSeeds: [UInt64] = {
+    if let text = getenv("CHAPAR_SIM_SEEDS"), let count = UInt64(String(cString: text)) { return Array(1...count) }
+    return Array(1...8)
+}()
+
+@Suite struct RaftTests {
+    @Test func singleNodeLeadsAndCommitsAlone() {
+        var raft = Raft(id: 1, voters: [1], seed: 1)
+        for _ in 0..<30 { raft.tick() }
+        #expect(raft.role == .leader)
+        let accepted = raft.propose(Array("x".utf8))
+        #expect(accepted)
+        let ready = raft.ready()
+        let proposedIsCommitted = ready.committed.last?.data == Array("x".utf8)
+        #expect(proposedIsCommitted)
+        #expect(ready.hardState?.commit == 2)  // the leader's empty entry, then "x"
+        raft.advance(ready)
+        let after = raft.ready()
+        #expect(after.isEmpty)
+    }
+
+    @Test func followerRejectsAppendWhoseHistoryItLacks() {
+        var raft = Raft(id: 2, voters: [1, 2, 3], seed: 1)
+        raft.step(RaftEnvelope(from: 1, to: 2, message: .append(term: 1, prevIndex: 5, prevTerm: 1, entries: [], commit: 0)))
+        let reply = raft.ready().messages.first?.message
+        let expected: RaftMessage = .appendResponse(term: 1, success: false, match: 0)
+        #expect(reply == expected)
+    }
+
+    @Test func voteGoesOnlyToAnUpToDateLogOncePerTerm() {
+        var raft = Raft(id: 3, voters: [1, 2, 3], seed: 1, hardState: HardState(term: 2, votedFor: nil, commit: 0),
+                        log: [RaftEntry(term: 2, index: 1, data: [])])
+        raft.step(RaftEnvelope(from: 1, to: 3, message: .requestVote(term: 3, lastIndex: 0, lastTerm: 0)))
+        raft.step(RaftEnvelope(from: 2, to: 3, message: .requestVote(term: 3, lastIndex: 1, lastTerm: 2)))
+        raft.step(RaftEnvelope(from: 1, to: 3, message: .requestVote(term: 3, lastIndex: 1, lastTerm: 2)))
+        let replies: [RaftMessage] = raft.ready().messages.map { $0.message }
+        let expected: [RaftMessage] = [.voteResponse(term: 3, granted: false), .voteResponse(term: 3, granted: true),
+                                       .voteResponse(term: 3, granted: false)]
+        #expect(replies == expected)
+    }
+
+    @Test(arguments: raftSeeds)
+    func electsALeaderAndCommitsEverywhere(_ seed: UInt64) {
+        let simulator = RaftSimulator(seed: seed, voters: 5)
+        simulator.run(ticks: 100)
+        #expect(simulator.leader() != nil, "seed \(seed)")
+        for value in 0..<50 { simulator.propose(Array("v\(value)".utf8)); simulator.run(ticks: 2) }
+        simulator.run(ticks: 50)
+        let payloads = simulator.applied.values.filter { !$0.data.isEmpty }.count
+        #expect(payloads == 50, "seed \(seed)")
+        simulator.checkLogMatching()
+        #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
+    }
+
+    /// Crashes (losing nothing the Ready contract persisted), restarts, partitions, loss
+    /// and duplication: Raft's safety properties hold on every step, and what a majority
+    /// committed is never lost.
+    @Test(arguments: raftSeeds)
+    func safetyHoldsUnderFaults(_ seed: UInt64) {
+        let simulator = RaftSimulator(seed: seed, voters: 5)
+        simulator.loss = 0.1
+        simulator.duplication = 0.05
+        var random = SeededRandom(seed: seed ^ 0xFA17)
+        var proposed = 0
+        for round in 0..<40 {
+            switch random.next() % 5 {
+            case 0:
+                let id = 1 + random.next() % 5
+                if simulator.isUp(id) { simulator.crash(id) } else { simulator.restart(id) }
+            case 1:
+                let cut = 1 + Int(random.next() % 4)
+                let shuffled = simulator.ids.shuffled(using: &random)
+                simulator.partition(Array(shuffled.prefix(cut)), Array(shuffled.dropFirst(cut)))
+            case 2:
+                simulator.heal()
+            default:
+                break
+            }
+            for _ in 0..<5 where simulator.propose(Array("r\(round)-\(proposed)".utf8)) { proposed += 1 }
+            simulator.run(ticks: 20)
+        }
+        simulator.heal()
+        for id in simulator.ids where !simulator.isUp(id) { simulator.restart(id) }
+        simulator.run(ticks: 300)
+        simulator.checkLogMatching()
+        #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
+        #expect(simulator.leader() != nil, "a leader after healing [seed \(seed)]")
+    }
+}
