@@ -30,6 +30,7 @@ extension Raft {
         role = .follower
         leader = newLeader
         votes = []
+        transferTarget = nil
         resetElection()
     }
 

@@ -24,6 +24,9 @@ public struct Raft: Sendable {
     var votes: Set<UInt64> = []
     var nextIndex: [UInt64: UInt64] = [:]
     var matchIndex: [UInt64: UInt64] = [:]
+    /// A leadership transfer in progress: the target, and ticks left before giving up.
+    public internal(set) var transferTarget: UInt64?
+    var transferTicksLeft = 0
     // Pending output, drained by ready().
     var outbox: [RaftEnvelope] = []
     var unstableFrom: UInt64?
@@ -65,6 +68,10 @@ public struct Raft: Sendable {
 
     public mutating func tick() {
         if role == .leader {
+            if transferTarget != nil {
+                transferTicksLeft -= 1
+                if transferTicksLeft <= 0 { transferTarget = nil }  // the target never caught up
+            }
             heartbeatElapsed += 1
             if heartbeatElapsed >= config.heartbeatTicks {
                 heartbeatElapsed = 0
@@ -78,11 +85,21 @@ public struct Raft: Sendable {
 
     /// Appends `data` if this node leads; false otherwise (the caller redirects to `leader`).
     public mutating func propose(_ data: [UInt8]) -> Bool {
-        guard role == .leader else { return false }
+        // While leadership moves, new entries would only have to be caught up again.
+        guard role == .leader, transferTarget == nil else { return false }
         appendLocal([data])
         for peer in voters where peer != id { sendAppend(to: peer) }
         advanceCommit()
         return true
+    }
+
+    /// Hands leadership to `target` once its log matches ours (Raft thesis §3.10); gives up
+    /// after an election timeout. Proposals are refused meanwhile.
+    public mutating func transferLeadership(to target: UInt64) {
+        guard role == .leader, target != id, voters.contains(target) else { return }
+        transferTarget = target
+        transferTicksLeft = config.electionTicksMin
+        if matchIndex[target] == lastIndex { send(.timeoutNow(term: term), to: target) } else { sendAppend(to: target) }
     }
 
     public mutating func step(_ envelope: RaftEnvelope) {
@@ -135,12 +152,15 @@ public struct Raft: Sendable {
             leader = from
             resetElection()
             handleAppend(from: from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, leaderCommit: leaderCommit)
+        case .timeoutNow:
+            if from == leader { startElection() }
         case .appendResponse(_, let success, let match):
             guard role == .leader else { return }
             if success {
                 matchIndex[from] = max(matchIndex[from] ?? 0, match)
                 nextIndex[from] = max(nextIndex[from] ?? 1, match + 1)
                 advanceCommit()
+                if from == transferTarget && matchIndex[from] == lastIndex { send(.timeoutNow(term: term), to: from) }
                 if (nextIndex[from] ?? 1) <= lastIndex { sendAppend(to: from) }
             } else {
                 // Back up to the follower's hint (its last index) or by one.

@@ -23,11 +23,15 @@ public enum RaftMessage: Equatable, Sendable {
     case append(term: UInt64, prevIndex: UInt64, prevTerm: UInt64, entries: [RaftEntry], commit: UInt64)
     /// `match` is the last index known to agree (on success) or a hint where to retry.
     case appendResponse(term: UInt64, success: Bool, match: UInt64)
+    /// Leadership transfer (Raft thesis §3.10): the leader tells a caught-up follower to
+    /// start an election now, without waiting for its timeout or a pre-vote.
+    case timeoutNow(term: UInt64)
 
     public var term: UInt64 {
         switch self {
         case .preVote(let term, _, _), .preVoteResponse(let term, _), .requestVote(let term, _, _),
-             .voteResponse(let term, _), .append(let term, _, _, _, _), .appendResponse(let term, _, _):
+             .voteResponse(let term, _), .append(let term, _, _, _, _), .appendResponse(let term, _, _),
+             .timeoutNow(let term):
             term
         }
     }

@@ -65,6 +65,13 @@ public final class RaftSimulator {
 
     public func crash(_ id: UInt64) { nodes[id]!.raft = nil }
 
+    /// Asks the current leader to hand leadership to `target`.
+    public func transferLeadership(to target: UInt64) {
+        guard let id = leader() else { return }
+        nodes[id]!.raft!.transferLeadership(to: target)
+        process(id)
+    }
+
     /// Restarts from exactly what the node persisted.
     public func restart(_ id: UInt64) {
         restarts += 1

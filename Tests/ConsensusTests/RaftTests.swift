@@ -61,6 +61,23 @@ let raftSeeds: [UInt64] = {
         #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
     }
 
+    @Test(arguments: raftSeeds)
+    func leadershipMovesToACaughtUpTargetWithoutLosingAnything(_ seed: UInt64) {
+        let simulator = RaftSimulator(seed: seed, voters: 5)
+        simulator.run(ticks: 100)
+        guard let first = simulator.leader() else { Issue.record("no leader [seed \(seed)]"); return }
+        for value in 0..<20 { simulator.propose(Array("a\(value)".utf8)) }
+        let target = first % 5 + 1
+        simulator.transferLeadership(to: target)
+        #expect(!simulator.propose(Array("refused".utf8)), "proposals wait while leadership moves")
+        simulator.run(ticks: 60)
+        #expect(simulator.leader() == target, "seed \(seed)")
+        #expect(simulator.propose(Array("after".utf8)))
+        simulator.run(ticks: 30)
+        #expect(simulator.applied.values.filter { !$0.data.isEmpty }.count == 21, "seed \(seed)")
+        #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
+    }
+
     /// Crashes (losing nothing the Ready contract persisted), restarts, partitions, loss
     /// and duplication: Raft's safety properties hold on every step, and what a majority
     /// committed is never lost.
@@ -72,7 +89,7 @@ let raftSeeds: [UInt64] = {
         var random = SeededRandom(seed: seed ^ 0xFA17)
         var proposed = 0
         for round in 0..<40 {
-            switch random.next() % 5 {
+            switch random.next() % 6 {
             case 0:
                 let id = 1 + random.next() % 5
                 if simulator.isUp(id) { simulator.crash(id) } else { simulator.restart(id) }
@@ -82,6 +99,8 @@ let raftSeeds: [UInt64] = {
                 simulator.partition(Array(shuffled.prefix(cut)), Array(shuffled.dropFirst(cut)))
             case 2:
                 simulator.heal()
+            case 3:
+                simulator.transferLeadership(to: 1 + random.next() % 5)
             default:
                 break
             }
