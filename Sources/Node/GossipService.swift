@@ -131,7 +131,7 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
     private func startExchange(with address: String) {
         let request = sealedState()
         let loop = self.loop
-        _ = OSThread(name: "chapar-pushpull") { [weak self] in
+        OSThread(name: "chapar-pushpull") { [weak self] in
             let reply = PushPullClient.exchange(address: address, request: request, timeoutMs: 2000)
             loop.execute { [weak self] in
                 guard let self else { return }
@@ -141,7 +141,7 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
                     self.execute(self.machine.pushPullFailed(with: address, now: Self.now()))
                 }
             }
-        }
+        }.detach()
     }
 
     private func accept(_ fd: Int32, _ peer: SocketAddress?) {

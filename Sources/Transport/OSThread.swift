@@ -31,4 +31,9 @@ public final class OSThread: @unchecked Sendable {  // `handle` is written once 
     public func join() {
         pthread_join(handle, nil)
     }
+
+    /// For a thread nobody will join: the system reclaims it when it ends.
+    public func detach() {
+        pthread_detach(handle)
+    }
 }
