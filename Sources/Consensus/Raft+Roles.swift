@@ -38,22 +38,29 @@ extension Raft {
         role = .leader
         leader = id
         heartbeatElapsed = 0
-        for peer in voters {
+        for peer in replicationTargets + [id] {
             nextIndex[peer] = lastIndex + 1
             matchIndex[peer] = peer == id ? lastIndex : 0
         }
         // Raft §5.4.2: a leader commits entries of earlier terms only through one of its
         // own term, so it appends an empty entry at once.
         appendLocal([[]])
-        for peer in voters where peer != id { sendAppend(to: peer) }
+        for peer in replicationTargets { sendAppend(to: peer) }
         advanceCommit()
     }
 
-    mutating func appendLocal(_ items: [[UInt8]]) {
+    mutating func appendLocal(_ items: [[UInt8]], kind: RaftEntry.Kind = .normal) {
         let first = lastIndex + 1
-        for data in items { log.append(RaftEntry(term: term, index: lastIndex + 1, data: data)) }
+        for data in items { log.append(RaftEntry(term: term, index: lastIndex + 1, kind: kind, data: data)) }
         markUnstable(from: first)
         matchIndex[id] = lastIndex
+        if kind == .configuration {
+            refreshConfiguration()
+            for peer in replicationTargets where nextIndex[peer] == nil {
+                nextIndex[peer] = max(1, lastIndex)
+                matchIndex[peer] = 0
+            }
+        }
     }
 
     mutating func markUnstable(from index: UInt64) {
@@ -76,17 +83,21 @@ extension Raft {
             send(.appendResponse(term: term, success: false, match: min(lastIndex, prevIndex == 0 ? 0 : prevIndex - 1)), to: from)
             return
         }
+        var configurationTouched = false
         for entry in entries {
             if entry.index <= lastIndex {
                 if term(at: entry.index) == entry.term { continue }
                 // A conflict: drop it and everything after (never below the commit index).
                 precondition(entry.index > commit, "a leader never overwrites committed entries")
                 log.removeSubrange(Int(entry.index - 1)...)
+                configurationTouched = true
             }
             precondition(entry.index == lastIndex + 1, "append keeps indices dense")
             log.append(entry)
             markUnstable(from: entry.index)
+            if entry.kind == .configuration { configurationTouched = true }
         }
+        if configurationTouched { refreshConfiguration() }
         let matched = prevIndex + UInt64(entries.count)
         if leaderCommit > commit { commit = min(leaderCommit, matched) }
         send(.appendResponse(term: term, success: true, match: matched), to: from)
@@ -94,11 +105,17 @@ extension Raft {
 
     /// Raft §5.3–5.4: commit the highest index stored on a majority whose entry is of the
     /// current term.
+    /// A leader that removed itself counts only the remaining voters, and steps down
+    /// once that configuration is committed (Raft thesis §4.2.2).
     mutating func advanceCommit() {
         guard role == .leader else { return }
         let matches = voters.map { $0 == id ? lastIndex : (matchIndex[$0] ?? 0) }.sorted(by: >)
+        guard matches.count >= quorum else { return }
         let candidate = matches[quorum - 1]
         if candidate > commit && term(at: candidate) == term { commit = candidate }
+        if !configuration.voters.contains(id) && configurationIndex <= commit {
+            becomeFollower(term: term, leader: nil)
+        }
     }
 
     // MARK: Ready

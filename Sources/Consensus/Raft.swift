@@ -7,7 +7,15 @@ public struct Raft: Sendable {
     public enum Role: Equatable, Sendable { case follower, preCandidate, candidate, leader }
 
     public let id: UInt64
-    public let voters: [UInt64]
+    /// The configuration before any configuration entry in the log.
+    let initialConfiguration: RaftConfiguration
+    /// The newest configuration in the log (committed or not).
+    public internal(set) var configuration: RaftConfiguration
+    /// Index of the entry that set `configuration` (0: the initial one).
+    var configurationIndex: UInt64 = 0
+    public var voters: [UInt64] { configuration.voters.sorted() }
+    /// Everyone the leader replicates to.
+    var replicationTargets: [UInt64] { configuration.voters.union(configuration.learners).subtracting([id]).sorted() }
     public let config: RaftConfig
     public internal(set) var role = Role.follower
     public internal(set) var term: UInt64 = 0
@@ -36,7 +44,8 @@ public struct Raft: Sendable {
     public init(id: UInt64, voters: [UInt64], config: RaftConfig = RaftConfig(), seed: UInt64,
                 hardState: HardState? = nil, log: [RaftEntry] = []) {
         self.id = id
-        self.voters = voters.sorted()
+        self.initialConfiguration = RaftConfiguration(voters: Set(voters))
+        self.configuration = initialConfiguration
         self.config = config
         self.random = SeededRandom(seed: seed)
         self.log = log
@@ -47,7 +56,41 @@ public struct Raft: Sendable {
             commit = min(hardState.commit, UInt64(log.count))
         }
         lastHardState = HardState(term: term, votedFor: votedFor, commit: commit)
+        refreshConfiguration()
         resetElection()
+    }
+
+    /// Takes the newest configuration entry in the log, or the initial configuration.
+    mutating func refreshConfiguration() {
+        for entry in log.reversed() where entry.kind == .configuration {
+            if let decoded = RaftConfiguration(decoding: entry.data) {
+                configuration = decoded
+                configurationIndex = entry.index
+                return
+            }
+        }
+        configuration = initialConfiguration
+        configurationIndex = 0
+    }
+
+    /// Proposes one membership change; false unless this node leads, no transfer runs,
+    /// and the previous change is committed.
+    public mutating func proposeConfigurationChange(_ change: ConfigurationChange) -> Bool {
+        guard role == .leader, transferTarget == nil, configurationIndex <= commit else { return false }
+        var next = configuration
+        switch change {
+        case .addLearner(let node):
+            guard !next.voters.contains(node), next.learners.insert(node).inserted else { return false }
+        case .promote(let node):
+            guard next.learners.remove(node) != nil else { return false }
+            next.voters.insert(node)
+        case .remove(let node):
+            guard next.voters.remove(node) != nil || next.learners.remove(node) != nil, !next.voters.isEmpty else { return false }
+        }
+        appendLocal([next.encoded], kind: .configuration)
+        for peer in replicationTargets { sendAppend(to: peer) }
+        advanceCommit()
+        return true
     }
 
     public var lastIndex: UInt64 { UInt64(log.count) }
@@ -75,10 +118,12 @@ public struct Raft: Sendable {
             heartbeatElapsed += 1
             if heartbeatElapsed >= config.heartbeatTicks {
                 heartbeatElapsed = 0
-                for peer in voters where peer != id { sendAppend(to: peer) }
+                for peer in replicationTargets { sendAppend(to: peer) }
             }
             return
         }
+        // Learners and removed servers never campaign.
+        guard configuration.voters.contains(id) else { return }
         electionElapsed += 1
         if electionElapsed >= electionTimeout { startPreVote() }
     }
@@ -88,7 +133,7 @@ public struct Raft: Sendable {
         // While leadership moves, new entries would only have to be caught up again.
         guard role == .leader, transferTarget == nil else { return false }
         appendLocal([data])
-        for peer in voters where peer != id { sendAppend(to: peer) }
+        for peer in replicationTargets { sendAppend(to: peer) }
         advanceCommit()
         return true
     }

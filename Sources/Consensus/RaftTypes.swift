@@ -1,14 +1,67 @@
-/// One entry of a Raft log.
+/// One entry of a Raft log: a command for the state machine, or a new configuration.
 public struct RaftEntry: Equatable, Sendable {
+    public enum Kind: UInt8, Sendable { case normal = 0, configuration = 1 }
+
     public var term: UInt64
     public var index: UInt64
+    public var kind: Kind
     public var data: [UInt8]
 
-    public init(term: UInt64, index: UInt64, data: [UInt8]) {
+    public init(term: UInt64, index: UInt64, kind: Kind = .normal, data: [UInt8]) {
         self.term = term
         self.index = index
+        self.kind = kind
         self.data = data
     }
+}
+
+/// Who votes and who only follows. A node uses the newest configuration in its log,
+/// committed or not (Raft thesis §4.1), so changes go one server at a time.
+public struct RaftConfiguration: Equatable, Sendable {
+    public var voters: Set<UInt64>
+    /// Receive the log but neither vote nor count for commitment: new replicas catch up
+    /// as learners before they are promoted.
+    public var learners: Set<UInt64>
+
+    public init(voters: Set<UInt64>, learners: Set<UInt64> = []) {
+        self.voters = voters
+        self.learners = learners
+    }
+
+    var encoded: [UInt8] {
+        var bytes: [UInt8] = []
+        for (tag, set) in [(UInt8(1), voters), (UInt8(2), learners)] {
+            for id in set.sorted() {
+                bytes.append(tag)
+                withUnsafeBytes(of: id.bigEndian) { bytes.append(contentsOf: $0) }
+            }
+        }
+        return bytes
+    }
+
+    init?(decoding bytes: [UInt8]) {
+        guard bytes.count % 9 == 0 else { return nil }
+        var voters: Set<UInt64> = [], learners: Set<UInt64> = []
+        var position = 0
+        while position < bytes.count {
+            var id: UInt64 = 0
+            for byte in bytes[(position + 1)..<(position + 9)] { id = id << 8 | UInt64(byte) }
+            switch bytes[position] {
+            case 1: voters.insert(id)
+            case 2: learners.insert(id)
+            default: return nil
+            }
+            position += 9
+        }
+        self.init(voters: voters, learners: learners)
+    }
+}
+
+/// One server at a time (Raft thesis §4.1).
+public enum ConfigurationChange: Equatable, Sendable {
+    case addLearner(UInt64)
+    case promote(UInt64)
+    case remove(UInt64)
 }
 
 /// Raft messages (Raft §5, plus pre-vote from Ongaro's thesis §9.6).

@@ -40,12 +40,30 @@ public final class RaftSimulator {
     var order: UInt64 = 0
     var restarts: UInt64 = 0
 
-    public init(seed: UInt64, voters count: Int) {
+    /// The first configuration: nodes 1…voters. Spares (voters+1…) start empty, knowing
+    /// that configuration, and join only when the group adds them.
+    let initialVoters: [UInt64]
+
+    public init(seed: UInt64, voters count: Int, spares: Int = 0) {
         self.seed = seed
         random = SeededRandom(seed: seed)
-        ids = (1...UInt64(count)).map { $0 }
-        for id in ids { nodes[id] = Node(raft: Raft(id: id, voters: ids, seed: seed &* 31 &+ id)) }
+        initialVoters = (1...UInt64(count)).map { $0 }
+        ids = (1...UInt64(count + spares)).map { $0 }
+        for id in ids { nodes[id] = Node(raft: Raft(id: id, voters: initialVoters, seed: seed &* 31 &+ id)) }
     }
+
+    /// Proposes a membership change through the leader; false when refused.
+    @discardableResult
+    public func change(_ change: ConfigurationChange) -> Bool {
+        guard let id = leader() else { return false }
+        let accepted = nodes[id]!.raft!.proposeConfigurationChange(change)
+        process(id)
+        return accepted
+    }
+
+    public func configuration(of id: UInt64) -> RaftConfiguration? { nodes[id]?.raft?.configuration }
+
+    public func logLength(of id: UInt64) -> UInt64 { nodes[id]?.raft?.lastIndex ?? 0 }
 
     public func leader() -> UInt64? {
         ids.filter { nodes[$0]?.raft?.role == .leader }.max { (nodes[$0]!.raft!.term) < (nodes[$1]!.raft!.term) }
@@ -76,7 +94,8 @@ public final class RaftSimulator {
     public func restart(_ id: UInt64) {
         restarts += 1
         let node = nodes[id]!
-        nodes[id]!.raft = Raft(id: id, voters: ids, seed: seed &* 7_919 &+ id &+ restarts, hardState: node.hardState, log: node.log)
+        nodes[id]!.raft = Raft(
+            id: id, voters: initialVoters, seed: seed &* 7_919 &+ id &+ restarts, hardState: node.hardState, log: node.log)
     }
 
     public func partition(_ a: [UInt64], _ b: [UInt64]) {

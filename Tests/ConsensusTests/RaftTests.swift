@@ -78,18 +78,44 @@ let raftSeeds: [UInt64] = {
         #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
     }
 
+    @Test(arguments: raftSeeds)
+    func membershipChangesOneServerAtATime(_ seed: UInt64) {
+        let simulator = RaftSimulator(seed: seed, voters: 3, spares: 1)
+        simulator.run(ticks: 100)
+        for value in 0..<10 { simulator.propose(Array("m\(value)".utf8)) }
+        simulator.run(ticks: 20)
+        #expect(simulator.change(.addLearner(4)), "seed \(seed)")
+        #expect(!simulator.change(.promote(4)), "one change at a time: the first is not committed yet")
+        simulator.run(ticks: 60)
+        #expect(simulator.configuration(of: 4)?.learners == [4], "the learner learned its own role")
+        #expect(simulator.logLength(of: 4) == simulator.logLength(of: simulator.leader() ?? 1), "the learner caught up")
+        #expect(simulator.change(.promote(4)), "seed \(seed)")
+        simulator.run(ticks: 60)
+        let leader = simulator.leader() ?? 1
+        #expect(simulator.change(.remove(leader)), "the leader removes itself")
+        simulator.run(ticks: 150)
+        guard let next = simulator.leader() else { Issue.record("no leader after removal [seed \(seed)]"); return }
+        #expect(next != leader)
+        #expect(simulator.configuration(of: next)?.voters == Set([1, 2, 3, 4]).subtracting([leader]))
+        #expect(simulator.propose(Array("after".utf8)))
+        simulator.run(ticks: 30)
+        #expect(simulator.applied.values.contains { $0.data == Array("after".utf8) }, "seed \(seed)")
+        simulator.checkLogMatching()
+        #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
+    }
+
     /// Crashes (losing nothing the Ready contract persisted), restarts, partitions, loss
     /// and duplication: Raft's safety properties hold on every step, and what a majority
     /// committed is never lost.
     @Test(arguments: raftSeeds)
     func safetyHoldsUnderFaults(_ seed: UInt64) {
-        let simulator = RaftSimulator(seed: seed, voters: 5)
+        let simulator = RaftSimulator(seed: seed, voters: 5, spares: 1)
         simulator.loss = 0.1
         simulator.duplication = 0.05
         var random = SeededRandom(seed: seed ^ 0xFA17)
         var proposed = 0
         for round in 0..<40 {
-            switch random.next() % 6 {
+            switch random.next() % 7 {
             case 0:
                 let id = 1 + random.next() % 5
                 if simulator.isUp(id) { simulator.crash(id) } else { simulator.restart(id) }
@@ -101,6 +127,14 @@ let raftSeeds: [UInt64] = {
                 simulator.heal()
             case 3:
                 simulator.transferLeadership(to: 1 + random.next() % 5)
+            case 4:
+                // Membership churn through the spare: add it, promote it, remove it.
+                let spare: UInt64 = 6
+                switch simulator.configuration(of: simulator.leader() ?? 1) {
+                case let config? where config.learners.contains(spare): simulator.change(.promote(spare))
+                case let config? where config.voters.contains(spare): simulator.change(.remove(spare))
+                default: simulator.change(.addLearner(spare))
+                }
             default:
                 break
             }
