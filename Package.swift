@@ -44,7 +44,8 @@ let package = Package(
 
         // The shell that runs everything, and the client library.
         .target(
-            name: "Node", dependencies: ["ChaparCore", "Wire", "Storage", "Transport", "Auth", "Membership"],
+            name: "Node",
+            dependencies: ["ChaparCore", "Wire", "Storage", "Transport", "Auth", "Membership", "Placement", "Consensus"],
             swiftSettings: strict),
         .target(name: "Client", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),
         .target(name: "LoadSim", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),

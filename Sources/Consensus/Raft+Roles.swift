@@ -70,7 +70,13 @@ extension Raft {
     mutating func sendAppend(to peer: UInt64) {
         let next = nextIndex[peer] ?? lastIndex + 1
         let prevIndex = next - 1
-        let upper = min(lastIndex, prevIndex + UInt64(config.entriesPerMessageMax))
+        var upper = min(lastIndex, prevIndex + UInt64(config.entriesPerMessageMax))
+        var bytes = 0
+        for index in (prevIndex + 1)..<(upper + 1) {
+            bytes += log[Int(index - 1)].data.count
+            // At least one entry per message, however large.
+            if bytes > config.bytesPerMessageMax && index > prevIndex + 1 { upper = index - 1; break }
+        }
         let entries = prevIndex < upper ? Array(log[Int(prevIndex)..<Int(upper)]) : []
         send(.append(term: term, prevIndex: prevIndex, prevTerm: term(at: prevIndex), entries: entries, commit: commit), to: peer)
         // Pipelining: assume delivery; a rejection moves nextIndex back.

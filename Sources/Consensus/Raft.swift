@@ -42,7 +42,7 @@ public struct Raft: Sendable {
 
     /// Starts from persisted state (empty for a new node).
     public init(id: UInt64, voters: [UInt64], config: RaftConfig = RaftConfig(), seed: UInt64,
-                hardState: HardState? = nil, log: [RaftEntry] = []) {
+                hardState: HardState? = nil, log: [RaftEntry] = [], applied: UInt64 = 0) {
         self.id = id
         self.initialConfiguration = RaftConfiguration(voters: Set(voters))
         self.configuration = initialConfiguration
@@ -55,6 +55,8 @@ public struct Raft: Sendable {
             votedFor = hardState.votedFor
             commit = min(hardState.commit, UInt64(log.count))
         }
+        // Entries up to `applied` reached the state machine before the restart.
+        self.applied = min(applied, commit)
         lastHardState = HardState(term: term, votedFor: votedFor, commit: commit)
         refreshConfiguration()
         resetElection()
@@ -130,9 +132,16 @@ public struct Raft: Sendable {
 
     /// Appends `data` if this node leads; false otherwise (the caller redirects to `leader`).
     public mutating func propose(_ data: [UInt8]) -> Bool {
+        propose(batch: [data])
+    }
+
+    /// Appends every item as its own entry and replicates them together (one append per
+    /// follower rather than one per item).
+    public mutating func propose(batch: [[UInt8]]) -> Bool {
         // While leadership moves, new entries would only have to be caught up again.
         guard role == .leader, transferTarget == nil else { return false }
-        appendLocal([data])
+        guard !batch.isEmpty else { return true }
+        appendLocal(batch)
         for peer in replicationTargets { sendAppend(to: peer) }
         advanceCommit()
         return true

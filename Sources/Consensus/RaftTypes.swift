@@ -137,6 +137,8 @@ public struct RaftConfig: Equatable, Sendable {
     public var heartbeatTicks = 2
     /// Entries per append message (batching).
     public var entriesPerMessageMax = 64
+    /// Entry bytes per append message; a larger single entry still goes alone.
+    public var bytesPerMessageMax = 1 << 20
 
     public init() {}
 }

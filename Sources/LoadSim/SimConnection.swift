@@ -8,7 +8,11 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
 
     let id: Int
     unowned let worker: Worker
-    let address: SocketAddress
+    /// The node this connection uses; a failed connect moves it to the next target
+    /// address (a cluster's other nodes), where subscriptions resume from their offsets.
+    private(set) var address: SocketAddress
+    private let addresses: [SocketAddress]
+    private var addressIndex: Int
     private(set) var codec: TargetCodec
     private(set) var tcp: ByteStream?
     private(set) var state = State.down
@@ -25,10 +29,12 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     private var inflightOrderedHead = 0
     private var nextCorrelation: UInt32 = 1
 
-    init(id: Int, worker: Worker, address: SocketAddress, channels: [UInt32]) {
+    init(id: Int, worker: Worker, addresses: [SocketAddress], channels: [UInt32]) {
         self.id = id
         self.worker = worker
-        self.address = address
+        self.addresses = addresses
+        addressIndex = id % addresses.count
+        self.address = addresses[addressIndex]
         self.channels = channels
         self.codec = worker.target.makeCodec()
     }
@@ -39,6 +45,8 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         guard state == .down else { return }
         let fd: Int32
         do { fd = try connectTCP(to: address, timeoutMs: 5000) } catch {
+            addressIndex = (addressIndex + 1) % addresses.count
+            address = addresses[addressIndex]
             worker.connectionFailed(self, "\(error)")
             return
         }

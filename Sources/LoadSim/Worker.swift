@@ -62,9 +62,8 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
         var byConnection: [Int: [LoadPlan.Publisher]] = [:]
         for publisher in plan.publishers { byConnection[publisher.connection, default: []].append(publisher) }
         for id in ids {
-            let address = target.addresses[id % target.addresses.count]
             let channels = id < plan.scenario.users ? subscriptions[id] : []
-            let connection = SimConnection(id: id, worker: self, address: address, channels: channels)
+            let connection = SimConnection(id: id, worker: self, addresses: target.addresses, channels: channels)
             connection.publishers = (byConnection[id] ?? []).map { PublisherState(plan: $0) }
             for index in connection.publishers.indices {
                 if connection.publishers[index].plan.rate == nil { maxPublishers.append((connection, index)) }
@@ -97,7 +96,7 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
     func connectionFailed(_ connection: SimConnection, _ reason: String) {
         stats.errors += 1
         note("connection \(connection.id): \(reason)")
-        scheduleReconnect(connection, afterMs: 1000)
+        scheduleReconnect(connection, afterMs: target.addresses.count > 1 ? 100 : 1000)
     }
 
     func connectionClosed(_ connection: SimConnection, error: SystemError?) {

@@ -9,9 +9,12 @@ public enum AddressFile {
     public static let name = "chapard.addr"
 
     /// Writes atomically (temporary file, then rename): a reader sees all or nothing.
-    /// `DATA/chapard.json` holds every address: `{"client", "gossip", "admin", "pid"}`.
-    public static func write(_ address: String, directory: String, gossip: String? = nil, admin: String? = nil) throws {
-        let details = "{\"client\": \"\(address)\", \"gossip\": \"\(gossip ?? "")\", \"admin\": \"\(admin ?? "")\", \"pid\": \(getpid())}\n"
+    /// `DATA/chapard.json` holds every address: `{"client", "gossip", "admin", "peer", "pid"}`.
+    public static func write(
+        _ address: String, directory: String, gossip: String? = nil, admin: String? = nil, peer: String? = nil
+    ) throws {
+        let details = "{\"client\": \"\(address)\", \"gossip\": \"\(gossip ?? "")\", \"admin\": \"\(admin ?? "")\", "
+            + "\"peer\": \"\(peer ?? "")\", \"pid\": \(getpid())}\n"
         try Data(details.utf8).write(to: URL(fileURLWithPath: directory + "/chapard.json"), options: .atomic)
         let path = directory + "/" + name
         try Data((address + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)

@@ -6,7 +6,8 @@ import Transport
 import Glibc
 #endif
 
-/// The admin HTTP/1.1 API (docs/OPERATIONS.md): `GET /healthz`, `GET /v1/members`.
+/// The admin HTTP/1.1 API (docs/OPERATIONS.md): `GET /healthz`, `GET /v1/members`, and on
+/// clustered nodes `GET /v1/shards` and `GET /v1/channels/NAME`.
 /// One request per connection, answered and closed. Lives on loop 0 beside the gossip
 /// service, whose view it reads directly.
 final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
@@ -14,6 +15,10 @@ final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
     private var listener: TCPListener?
     private var requests: [AdminRequest] = []
     let members: () -> [Member]?
+    /// This node's shard replicas (nil: not clustered).
+    var shards: () -> [ShardStatus]? = { nil }
+    /// A channel's shard and this node's view of it (nil: not clustered).
+    var channel: (String) -> JSONValue? = { _ in nil }
     static let requestBytesMax = 8192
 
     init(address: SocketAddress, loop: EventLoop, members: @escaping () -> [Member]?) throws(SystemError) {
@@ -55,13 +60,49 @@ final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
                     "map_epoch": .number(Double(member.info.mapEpoch)),
                 ])
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let body = (try? encoder.encode(JSONValue.array(array))).map { Array($0) + [10] } ?? Array("[]\n".utf8)
-            return (200, "application/json", body)
+            return (200, "application/json", Self.json(.array(array)))
+        case "/v1/shards":
+            guard let rows = shards() else { return (404, "text/plain", Array("not clustered (no --shards)\n".utf8)) }
+            return (200, "application/json", Self.json(.array(rows.map(\.json))))
+        case _ where path.hasPrefix("/v1/channels/"):
+            let name = Self.percentDecoded(String(path.dropFirst("/v1/channels/".count)))
+            guard let info = channel(name) else { return (404, "text/plain", Array("not clustered (no --shards)\n".utf8)) }
+            return (200, "application/json", Self.json(info))
         default:
             return (404, "text/plain", Array("no such endpoint: \(path)\n".utf8))
         }
+    }
+}
+
+extension AdminServer {
+    static func json(_ value: JSONValue) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(value)).map { Array($0) + [10] } ?? Array("null\n".utf8)
+    }
+
+    static func percentDecoded(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension ShardStatus {
+    var json: JSONValue {
+        .object([
+            "shard": .number(Double(shard)), "replicas": .array(replicas.map { .string($0) }), "role": .string(role),
+            "term": .number(Double(term)), "leader": .string(leader), "commit": .number(Double(commit)),
+            "last_index": .number(Double(lastIndex)),
+        ])
     }
 }
 

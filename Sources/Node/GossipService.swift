@@ -24,17 +24,12 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
 
     init(
         loop: EventLoop, logger: Logger, config: NodeConfig, clientAddress: String, adminAddress: String,
-        dataDirectory: String
+        peerAddress: String = "", mapEpoch: UInt64 = 0, dataDirectory: String
     ) throws {
         self.loop = loop
         self.logger = logger
         self.clusterId = config.membership.clusterId
-        guard let text = FileManager.default.contents(atPath: config.membership.keyFile) else {
-            throw NodeConfig.Problem.invalid(field: "gossip-key-file", reason: "cannot read \(config.membership.keyFile)")
-        }
-        do { keyring = try GossipKeyring(text: String(decoding: text, as: UTF8.self)) } catch {
-            throw NodeConfig.Problem.invalid(field: "gossip-key-file", reason: error.description)
-        }
+        keyring = try Self.loadKeyring(config)
         incarnationPath = dataDirectory + "/incarnation"
         let previous = FileManager.default.contents(atPath: incarnationPath)
             .flatMap { UInt64(String(decoding: $0, as: UTF8.self).filter { $0.isNumber }) } ?? 0
@@ -47,8 +42,8 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
         self.udp = udp
         self.listener = listener
         let info = MemberInfo(
-            id: config.nodeId, gossip: udp.address.description, client: clientAddress, admin: adminAddress,
-            zone: config.membership.zone)
+            id: config.nodeId, gossip: udp.address.description, client: clientAddress, peer: peerAddress,
+            admin: adminAddress, zone: config.membership.zone, mapEpoch: mapEpoch)
         machine = Membership(
             local: info, incarnation: previous + 1, seed: UInt64(truncatingIfNeeded: WallClock.nowUs()), now: Self.now())
         persist(previous + 1)
@@ -57,6 +52,15 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
     }
 
     var address: SocketAddress? { udp?.address }
+
+    static func loadKeyring(_ config: NodeConfig) throws -> GossipKeyring {
+        guard let text = FileManager.default.contents(atPath: config.membership.keyFile) else {
+            throw NodeConfig.Problem.invalid(field: "gossip-key-file", reason: "cannot read \(config.membership.keyFile)")
+        }
+        do { return try GossipKeyring(text: String(decoding: text, as: UTF8.self)) } catch {
+            throw NodeConfig.Problem.invalid(field: "gossip-key-file", reason: error.description)
+        }
+    }
 
     static func now() -> UInt64 { UInt64(MonotonicClock.nowMs()) }
 

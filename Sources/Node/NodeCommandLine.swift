@@ -33,6 +33,12 @@ public enum NodeCommandLine {
           --zone NAME                failure zone announced to the cluster
           --cluster-id NAME          cluster name bound into every gossip packet (default chapar)
           --gossip-key-file FILE     keyring, lines "ID HEX" (first = primary); required with --gossip
+          --shards S                 clustered mode: channels hash into S shards, each a Raft group
+                                     (0, the default: a single node storing every channel itself)
+          --replicas R               replicas per shard (default 3)
+          --bootstrap ID@ZONE,…      the founding members the shard map is placed over (same on every node)
+          --peer HOST:PORT           peer (Raft and forwarding) listener; required with --shards
+          --election-ms MS           Raft election timeout floor (default 1000; heartbeats every MS/5)
           -h, --help                 show this help
 
         Retention is set in the config file: {"retention": {"default": {"max-messages": N,

@@ -8,6 +8,7 @@ extension NodeConfig {
         "data", "listen", "node-id", "loops", "durability", "retention", "outbound-bytes-max",
         "tail-cache-bytes", "tail-cache-total-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
         "token-secret-file", "gossip", "admin", "seeds", "zone", "cluster-id", "gossip-key-file",
+        "shards", "replicas", "bootstrap", "peer", "election-ms",
     ]
 
     /// Applies a JSON configuration document on top of the current values.
@@ -66,6 +67,11 @@ extension NodeConfig {
             guard !text.isEmpty, text.utf8.count <= 64 else { throw .invalid(field: key, reason: "must be 1-64 bytes") }
             membership.clusterId = text
         case "gossip-key-file": membership.keyFile = text
+        case "shards": sharding.shards = Int(try integer(0...4096))
+        case "replicas": sharding.replicas = Int(try integer(1...7))
+        case "bootstrap": sharding.bootstrap = text.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+        case "peer": sharding.peer = text
+        case "election-ms": sharding.electionMs = Int(try integer(100...60_000))
         default: throw .invalid(field: key, reason: "unknown setting")
         }
     }

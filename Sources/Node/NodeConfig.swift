@@ -31,6 +31,7 @@ public struct NodeConfig: Equatable, Sendable {
     /// File holding the token secret. When set, HELLO must carry a valid token.
     public var tokenSecretFile: String = ""
     public var membership = GossipConfig()
+    public var sharding = ShardingConfig()
 
     public init() {}
 
@@ -76,6 +77,7 @@ public struct NodeConfig: Equatable, Sendable {
         if !membership.gossip.isEmpty && membership.keyFile.isEmpty {
             throw .invalid(field: "gossip-key-file", reason: "gossip needs the cluster keyring (chaparctl cluster up makes one)")
         }
+        try sharding.validate(gossipOn: !membership.gossip.isEmpty)
         if Logger.Level(name: logLevel) == nil {
             throw .invalid(field: "log-level", reason: "must be debug, info, warn or error")
         }

@@ -9,13 +9,14 @@ final class NodeShared: Sendable {
     let logger: Logger
     let directory: DataDirectory
     let feeds: FeedRegistry
-    let committer: GroupCommitter<PublishTicket>
+    /// Where publishes go: the group committer, or the replication thread when clustered.
+    let committer: any PublishSink
     /// Set when clients must present a token.
     let tokenSecret: TokenSecret?
 
     init(
         config: NodeConfig, logger: Logger, directory: DataDirectory, feeds: FeedRegistry,
-        committer: GroupCommitter<PublishTicket>, tokenSecret: TokenSecret?
+        committer: any PublishSink, tokenSecret: TokenSecret?
     ) {
         self.tokenSecret = tokenSecret
         self.config = config
@@ -25,3 +26,14 @@ final class NodeShared: Sendable {
         self.committer = committer
     }
 }
+
+/// Takes publishes from sessions; outcomes come back through the loops' mailboxes.
+protocol PublishSink: Sendable {
+    /// False (nothing queued) once the sink is stopping.
+    func submit(_ items: [(AppendInput, PublishTicket)]) -> Bool
+    /// Refuses new publishes; the sink's thread settles the rest and returns.
+    func stop()
+}
+
+extension GroupCommitter: PublishSink where Context == PublishTicket {}
+extension ShardHost: PublishSink {}

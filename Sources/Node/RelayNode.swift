@@ -1,4 +1,5 @@
 import Auth
+import ChaparCore
 import FoundationEssentials
 import Storage
 import Synchronization
@@ -27,6 +28,8 @@ public final class RelayNode: Sendable {
     /// Where gossip and the admin API listen (nil when not configured).
     public let gossipAddress: SocketAddress?
     public let adminAddress: SocketAddress?
+    public let peerAddress: SocketAddress?
+    private let links: PeerLinksBox
 
     public init(config: NodeConfig, logger: Logger) throws {
         try config.validate()
@@ -36,12 +39,31 @@ public final class RelayNode: Sendable {
         let loopCount = config.loops > 0 ? config.loops : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let group = try EventLoopGroup(count: loopCount, name: "chapar-loop")
         let mailboxes = MailboxTable()
-        let committer = try GroupCommitter<PublishTicket>(
-            directory: directory, durability: config.durability, retention: config.retention,
-            clock: { WallClock.nowMs() },
-            onCommit: { report in Self.fanOut(report, feeds: feeds, mailboxes: mailboxes) },
-            onRetentionError: { error in logger.error("retention failed", ["error": error.description]) })
-        let recovered = committer.channelBounds()
+        let onCommit: (CommitReport<PublishTicket>) -> Void = { report in Self.fanOut(report, feeds: feeds, mailboxes: mailboxes) }
+        let sink: any PublishSink
+        let runBackend: @Sendable () -> Void
+        let recovered: [String: ChannelBounds]
+        let links = PeerLinksBox()
+        let shardContext = config.sharding.enabled ? ShardContext(config: config, logger: logger) : nil
+        var shardHost: ShardHost?
+        if let shardContext {
+            let host = try ShardHost(
+                context: shardContext, store: try ReplicatedStore(directory: directory, durability: config.durability),
+                onCommit: onCommit,
+                send: { frames in _ = links.loop?.execute { links.links?.send(frames) } })
+            recovered = host.channelBounds()
+            sink = host
+            runBackend = { host.run() }
+            shardHost = host
+        } else {
+            let committer = try GroupCommitter<PublishTicket>(
+                directory: directory, durability: config.durability, retention: config.retention,
+                clock: { WallClock.nowMs() }, onCommit: onCommit,
+                onRetentionError: { error in logger.error("retention failed", ["error": error.description]) })
+            recovered = committer.channelBounds()
+            sink = committer
+            runBackend = { committer.run() }
+        }
         logger.info("store opened", [
             "data": config.data, "channels": "\(recovered.count)", "durability": config.durability.rawValue,
             "messages": "\(recovered.values.reduce(0) { $0 + ($1.head + 1 - $1.earliest) })",
@@ -56,7 +78,7 @@ public final class RelayNode: Sendable {
             }
         }
         let shared = NodeShared(
-            config: config, logger: logger, directory: directory, feeds: feeds, committer: committer,
+            config: config, logger: logger, directory: directory, feeds: feeds, committer: sink,
             tokenSecret: tokenSecret)
         var contexts: [LoopContextBox] = []
         for loop in group.loops {
@@ -98,12 +120,39 @@ public final class RelayNode: Sendable {
             _ = try result.get()
         }
         let boundAdmin = group.sync(on: 0) { cluster.admin?.address?.description ?? "" }
+        if let shardContext, let shardHost {
+            let keyring = try GossipService.loadKeyring(config)
+            let peerAddress = try SocketAddress(parsing: config.sharding.peer)
+            let result = group.sync(on: 0) { () -> Result<Bool, ErrorBox> in
+                do {
+                    let peerLinks = try PeerLinks(
+                        loop: group.loops[0], address: peerAddress, context: shardContext, keyring: keyring,
+                        clusterId: config.membership.clusterId)
+                    peerLinks.deliver = { node, frame in shardHost.received(from: node, frame) }
+                    peerLinks.down = { node in shardHost.linkDown(node) }
+                    peerLinks.addresses = {
+                        var addresses: [String: String] = [:]
+                        for member in cluster.gossip?.machine.view ?? [] where member.status <= .suspect && !member.info.peer.isEmpty {
+                            addresses[member.id] = member.info.peer
+                        }
+                        return addresses
+                    }
+                    links.links = peerLinks
+                    links.loop = group.loops[0]
+                    cluster.admin?.shards = { shardHost.status.withLock { $0 } }
+                    cluster.admin?.channel = { name in Self.channelInfo(name, context: shardContext, host: shardHost, directory: directory) }
+                    return .success(true)
+                } catch { return .failure(ErrorBox(description: "\(error)")) }
+            }
+            _ = try result.get()
+        }
+        let boundPeer = group.sync(on: 0) { links.links?.address?.description ?? "" }
         if !config.membership.gossip.isEmpty {
             let result = group.sync(on: 0) { () -> Result<Bool, ErrorBox> in
                 do {
                     cluster.gossip = try GossipService(
                         loop: group.loops[0], logger: logger, config: config, clientAddress: clientAddress, adminAddress: boundAdmin,
-                        dataDirectory: config.data)
+                        peerAddress: boundPeer, mapEpoch: shardContext?.map.epoch ?? 0, dataDirectory: config.data)
                     return .success(true)
                 } catch { return .failure(ErrorBox(description: "\(error)")) }
             }
@@ -112,7 +161,9 @@ public final class RelayNode: Sendable {
         self.cluster = cluster
         gossipAddress = group.sync(on: 0) { cluster.gossip?.address }
         adminAddress = group.sync(on: 0) { cluster.admin?.address }
-        committerThread = OSThread(name: "chapar-commit") { committer.run() }
+        committerThread = OSThread(name: shardHost == nil ? "chapar-commit" : "chapar-raft", runBackend)
+        self.links = links
+        peerAddress = group.sync(on: 0) { links.links?.address }
         let checkpointer = try Checkpointer(directory: directory, durability: config.durability)
         self.checkpointer = checkpointer
         checkpointerThread = OSThread(name: "chapar-ckpt") {
@@ -124,6 +175,8 @@ public final class RelayNode: Sendable {
         logger.info("listening", [
             "addr": address.description, "node": config.nodeId, "loops": "\(loopCount)",
             "gossip": gossipAddress?.description ?? "off", "admin": adminAddress?.description ?? "off",
+            "peer": peerAddress?.description ?? "off",
+            "shards": shardContext.map { "\($0.localShards.count)/\($0.shardCount)" } ?? "off",
         ])
     }
 
@@ -157,9 +210,10 @@ public final class RelayNode: Sendable {
         group.sync(on: 0) { [listener] in listener.listener.close() }
         group.sync(on: 0) { [cluster] in cluster.gossip?.leave() }
         if cluster.hasGossip { usleep(300_000) }  // a few gossip rounds carry the leave
-        group.sync(on: 0) { [cluster] in
+        group.sync(on: 0) { [cluster, links] in
             cluster.gossip?.close()
             cluster.admin?.close()
+            links.links?.close()
         }
         for box in contexts { group.sync(on: box.context.loop.index) { box.context.quiesce() } }
         shared.committer.stop()
@@ -181,6 +235,28 @@ public final class RelayNode: Sendable {
     }
 }
 
+extension RelayNode {
+    /// `GET /v1/channels/NAME`: the channel's shard, replicas and leader as this node sees
+    /// them, and this node's copy (head, earliest; a follower's head may trail the leader's).
+    static func channelInfo(_ name: String, context: ShardContext, host: ShardHost, directory: DataDirectory) -> JSONValue {
+        let shard = context.shard(of: name)
+        let row = host.status.withLock { rows in rows.first { $0.shard == shard } }
+        var bounds: ChannelBounds?
+        if row != nil, let reader = try? directory.makeReader() { bounds = try? reader.bounds(name) }
+        let replicas: [JSONValue] = context.map.replicas[shard].map { JSONValue.string($0) }
+        var fields: [String: JSONValue] = [:]
+        fields["channel"] = .string(name)
+        fields["shard"] = .number(Double(shard))
+        fields["replicas"] = .array(replicas)
+        fields["leader"] = .string(row?.leader ?? "")
+        fields["role"] = .string(row?.role ?? "none")
+        fields["node"] = .string(context.localName)
+        fields["head"] = .number(Double(bounds?.head ?? 0))
+        fields["earliest"] = .number(Double(bounds?.earliest ?? 1))
+        return .object(fields)
+    }
+}
+
 /// Holds a loop's context so closures can carry it across threads; the context itself
 /// is only ever used on its loop.
 final class LoopContextBox: @unchecked Sendable {  // context guarded by: its loop thread
@@ -191,6 +267,12 @@ final class LoopContextBox: @unchecked Sendable {  // context guarded by: its lo
 final class ListenerBox: @unchecked Sendable {  // listener guarded by: loop 0's thread
     let listener: TCPListener
     init(_ listener: TCPListener) { self.listener = listener }
+}
+
+/// The peer links, owned by loop 0 and set once during init.
+final class PeerLinksBox: @unchecked Sendable {  // guarded by: loop 0's thread (loop set before use)
+    var links: PeerLinks?
+    var loop: EventLoop?
 }
 
 /// The membership shell and admin API, owned by loop 0.

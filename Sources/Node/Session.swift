@@ -224,6 +224,10 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
             reject(.sequenceGap, "producer sequence skips ahead; the next accepted is \(expected)", correlation: ticket.correlation)
         case .failed(let error):
             reject(.notStored, "not stored: \(error)", correlation: ticket.correlation)
+        case .rejected(let reason):
+            reject(.notStored, "not stored: \(reason)", correlation: ticket.correlation)
+        case .unknown(let reason):
+            reject(.outcomeUnknown, "outcome unknown: \(reason)", correlation: ticket.correlation)
         }
         if pausedForInflight && inflightCount < Limits.inflightPublishesMax / 2
             && inflightBytes < context.shared.config.inflightBytesMax / 2

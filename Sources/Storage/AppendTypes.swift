@@ -5,11 +5,15 @@ public struct AppendInput: Sendable {
     public var channel: String
     public var producer: ProducerStamp?
     public var payload: [UInt8]
+    /// Wall time (ms) to stamp the record with; nil: the time of the commit. Replicas
+    /// apply the timestamp the leader chose, so every copy of a record is identical.
+    public var timestamp: Int64?
 
-    public init(channel: String, producer: ProducerStamp?, payload: [UInt8]) {
+    public init(channel: String, producer: ProducerStamp?, payload: [UInt8], timestamp: Int64? = nil) {
         self.channel = channel
         self.producer = producer
         self.payload = payload
+        self.timestamp = timestamp
     }
 }
 
@@ -25,6 +29,10 @@ public enum AppendOutcome: Equatable, Sendable {
     case sequenceGap(expected: UInt64)
     /// The transaction failed; nothing of it was stored.
     case failed(StorageError)
+    /// Clustered: definitely not stored (no leader in time; overwritten by a new term).
+    case rejected(reason: String)
+    /// Clustered: may or may not have been stored; a retry with the producer stamp is safe.
+    case unknown(reason: String)
 }
 
 /// The records one commit added to one channel, in offset order.

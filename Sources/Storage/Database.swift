@@ -70,6 +70,10 @@ final class Statement {
                           csqlite_transient())
     }
 
+    func bindNull(_ index: Int32) {
+        sqlite3_bind_null(handle, index)
+    }
+
     func bind(_ index: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { bind(index, $0) }
     }

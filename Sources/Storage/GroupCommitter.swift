@@ -8,6 +8,11 @@ public struct CommitReport<Context: Sendable>: Sendable {
     public var outcomes: [(context: Context, outcome: AppendOutcome)]
     /// The records the commit added, grouped by channel. Empty if the commit failed.
     public var appended: [ChannelAppend]
+
+    public init(outcomes: [(context: Context, outcome: AppendOutcome)], appended: [ChannelAppend]) {
+        self.outcomes = outcomes
+        self.appended = appended
+    }
 }
 
 /// Group commit: publishes submitted from any thread are stored by one writer thread,

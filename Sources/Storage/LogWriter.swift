@@ -68,85 +68,106 @@ final class LogWriter {
         }
     }
 
+    /// What `stage` wrote inside a transaction, adopted into memory once it commits.
+    struct Staged {
+        var outcomes: [AppendOutcome] = []
+        var appended: [ChannelAppend] = []
+        var channels: [String: ChannelState] = [:]
+        var producers: [ProducerKey: ProducerState] = [:]
+    }
+
     /// Stores `inputs` in one transaction. Outcomes line up with inputs. On failure the
     /// transaction is rolled back, every stored-looking outcome becomes `.failed`, and the
     /// in-memory state is left as before the call.
     func append(_ inputs: [AppendInput], now: Int64) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
-        var staged: [String: ChannelState] = [:]
-        var stagedProducers: [ProducerKey: ProducerState] = [:]
-        var outcomes: [AppendOutcome] = []
-        outcomes.reserveCapacity(inputs.count)
-        var appended: [String: [StoredRecord]] = [:]
-        var order: [String] = []
         do throws(StorageError) {
             try begin.run()
-            for input in inputs {
-                var state = staged[input.channel] ?? channels[input.channel] ?? newChannel()
-                let key = ProducerKey(channelId: state.id, producer: input.producer?.id ?? 0)
-                if let stamp = input.producer {
-                    var known = stagedProducers[key] ?? producers[key]
-                    if known == nil { known = try storedProducer(key) }
-                    if let known, stamp.sequence <= known.sequence {
-                        outcomes.append(.duplicate(offset: stamp.sequence == known.sequence ? known.offset : 0))
-                        continue
-                    }
-                    if let known, stamp.sequence > known.sequence + 1 {
-                        outcomes.append(.sequenceGap(expected: known.sequence + 1))
-                        continue
-                    }
-                }
-                let offset = state.head + 1
-                let timestamp = max(now, state.lastTimestamp)
-                let crc = input.payload.withUnsafeBytes {
-                    RecordChecksum.compute(channelId: state.id, offset: offset, timestamp: timestamp, payload: $0)
-                }
-                insertMessage.bind(1, state.id)
-                insertMessage.bind(2, Int64(offset))
-                insertMessage.bind(3, timestamp)
-                insertMessage.bind(4, Int64(crc))
-                insertMessage.bind(5, input.payload)
-                try insertMessage.run()
-                state.head = offset
-                state.bytes += Int64(input.payload.count)
-                state.lastTimestamp = timestamp
-                if staged[input.channel] == nil { order.append(input.channel) }
-                staged[input.channel] = state
-                if let stamp = input.producer {
-                    stagedProducers[key] = ProducerState(sequence: stamp.sequence, offset: offset)
-                }
-                appended[input.channel, default: []].append(
-                    StoredRecord(offset: offset, timestamp: timestamp, payload: input.payload))
-                outcomes.append(.stored(offset: offset, timestamp: timestamp))
-            }
-            for name in order {
-                try save(name: name, staged[name]!)
-            }
-            for (key, state) in stagedProducers {
-                upsertProducer.bind(1, key.channelId)
-                upsertProducer.bind(2, Int64(bitPattern: key.producer))
-                upsertProducer.bind(3, Int64(bitPattern: state.sequence))
-                upsertProducer.bind(4, Int64(state.offset))
-                upsertProducer.bind(5, now)
-                try upsertProducer.run()
-            }
+            let staged = try stage(inputs, now: now)
             try commit.run()
+            adopt(staged)
+            return (staged.outcomes, staged.appended)
         } catch {
             try? rollback.run()
-            let failed = inputs.map { _ in AppendOutcome.failed(error) }
-            return (failed, [])
+            return (inputs.map { _ in AppendOutcome.failed(error) }, [])
         }
-        for (name, var state) in staged {
+    }
+
+    /// Writes `inputs` inside the caller's open transaction without touching the
+    /// in-memory state; call `adopt` once that transaction commits.
+    func stage(_ inputs: [AppendInput], now: Int64) throws(StorageError) -> Staged {
+        var result = Staged()
+        var staged: [String: ChannelState] = [:]
+        var stagedProducers: [ProducerKey: ProducerState] = [:]
+        result.outcomes.reserveCapacity(inputs.count)
+        var appended: [String: [StoredRecord]] = [:]
+        var order: [String] = []
+        var nextId = nextChannelId
+        for input in inputs {
+            var state = staged[input.channel] ?? channels[input.channel] ?? {
+                defer { nextId += 1 }
+                return ChannelState(id: nextId, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
+            }()
+            let key = ProducerKey(channelId: state.id, producer: input.producer?.id ?? 0)
+            if let stamp = input.producer {
+                var known = stagedProducers[key] ?? producers[key]
+                if known == nil { known = try storedProducer(key) }
+                if let known, stamp.sequence <= known.sequence {
+                    result.outcomes.append(.duplicate(offset: stamp.sequence == known.sequence ? known.offset : 0))
+                    continue
+                }
+                if let known, stamp.sequence > known.sequence + 1 {
+                    result.outcomes.append(.sequenceGap(expected: known.sequence + 1))
+                    continue
+                }
+            }
+            let offset = state.head + 1
+            let timestamp = max(input.timestamp ?? now, state.lastTimestamp)
+            let crc = input.payload.withUnsafeBytes {
+                RecordChecksum.compute(channelId: state.id, offset: offset, timestamp: timestamp, payload: $0)
+            }
+            insertMessage.bind(1, state.id)
+            insertMessage.bind(2, Int64(offset))
+            insertMessage.bind(3, timestamp)
+            insertMessage.bind(4, Int64(crc))
+            insertMessage.bind(5, input.payload)
+            try insertMessage.run()
+            state.head = offset
+            state.bytes += Int64(input.payload.count)
+            state.lastTimestamp = timestamp
+            if staged[input.channel] == nil { order.append(input.channel) }
+            staged[input.channel] = state
+            if let stamp = input.producer {
+                stagedProducers[key] = ProducerState(sequence: stamp.sequence, offset: offset)
+            }
+            appended[input.channel, default: []].append(
+                StoredRecord(offset: offset, timestamp: timestamp, payload: input.payload))
+            result.outcomes.append(.stored(offset: offset, timestamp: timestamp))
+        }
+        for name in order {
+            try save(name: name, staged[name]!)
+        }
+        for (key, state) in stagedProducers {
+            upsertProducer.bind(1, key.channelId)
+            upsertProducer.bind(2, Int64(bitPattern: key.producer))
+            upsertProducer.bind(3, Int64(bitPattern: state.sequence))
+            upsertProducer.bind(4, Int64(state.offset))
+            upsertProducer.bind(5, now)
+            try upsertProducer.run()
+        }
+        result.channels = staged
+        result.producers = stagedProducers
+        result.appended = order.map { ChannelAppend(channel: $0, records: appended[$0]!) }
+        return result
+    }
+
+    /// Takes the staged state as current: its transaction committed.
+    func adopt(_ staged: Staged) {
+        for (name, var state) in staged.channels {
             state.isNew = false
             channels[name] = state
             nextChannelId = max(nextChannelId, state.id + 1)
         }
-        producers.merge(stagedProducers) { $1 }
-        return (outcomes, order.map { ChannelAppend(channel: $0, records: appended[$0]!) })
-    }
-
-    private func newChannel() -> ChannelState {
-        defer { nextChannelId += 1 }
-        return ChannelState(id: nextChannelId, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
+        producers.merge(staged.producers) { $1 }
     }
 
     private func save(name: String, _ state: ChannelState) throws(StorageError) {

@@ -22,6 +22,12 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable {
     case notStored = 104
     case corruptRecord = 105
     case storageFailure = 106
+    /// Clustered nodes: the publish may or may not have been stored (the shard's leader
+    /// changed or went silent after taking it). Retry with the same producer stamp.
+    case outcomeUnknown = 107
+    /// Clustered nodes: this node holds no replica of the channel's shard and cannot
+    /// serve its history yet.
+    case notReplica = 108
 
     public var isFatal: Bool { rawValue < 100 }
 }

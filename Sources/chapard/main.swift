@@ -33,7 +33,7 @@ do {
     node = try RelayNode(config: config, logger: logger)
     try AddressFile.write(
         node.address.description, directory: config.data, gossip: node.gossipAddress?.description,
-        admin: node.adminAddress?.description)
+        admin: node.adminAddress?.description, peer: node.peerAddress?.description)
 } catch {
     logger.error("startup failed", ["error": "\(error)"])
     exit(1)

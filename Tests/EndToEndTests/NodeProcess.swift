@@ -59,13 +59,13 @@ final class NodeProcess {
     }
 
     /// Starts the node and waits until it has written its address file.
-    func start() throws {
+    func start(additional: [String] = []) throws {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let addressFile = data + "/chapard.addr"
         try? FileManager.default.removeItem(atPath: addressFile)
         let child = Process()
         child.executableURL = URL(fileURLWithPath: builtProduct("chapard"))
-        child.arguments = ["--data", data, "--listen", "\(host):0", "--node-id", "e2e"] + extraArguments
+        child.arguments = ["--data", data, "--listen", "\(host):0", "--node-id", "e2e"] + extraArguments + additional
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()

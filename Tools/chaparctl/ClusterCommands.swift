@@ -7,11 +7,14 @@ import Transport
 /// the kernel, all in one directory that `cluster.json` describes.
 enum ClusterCommands {
     static let upUsage = """
-        USAGE: chaparctl cluster up --nodes N --dir DIR [--chapard PATH]
+        USAGE: chaparctl cluster up --nodes N --dir DIR [--shards S] [--replicas R] [--chapard PATH]
 
-        Starts N nodes on loopback (node-i on 127.0.1.i, ports chosen by the kernel) with a
-        fresh cluster id and gossip keyring, writes DIR/cluster.json, and returns once every
-        node sees every other alive. Stop them with `chaparctl cluster down --dir DIR`.
+        Starts N nodes on loopback (node-i on 127.0.1.i, zone z1..z3, ports chosen by the
+        kernel) with a fresh cluster id and gossip keyring, writes DIR/cluster.json, and
+        returns once every node sees every other alive — and, with --shards, once every
+        shard has a leader. With --shards S the nodes run clustered: channels hash into S
+        shards, each a Raft group on R nodes (default 3, at most N). Stop them with
+        `chaparctl cluster down --dir DIR`.
         """
 
     static let downUsage = """
@@ -40,15 +43,23 @@ enum ClusterCommands {
 
     struct ClusterFile: Codable {
         var cluster_id: String
+        var shards: Int?
+        var replicas: Int?
         var nodes: [NodeEntry]
     }
 
     static func up(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(upUsage); return 0 }
-        try arguments.rejectUnknown(["nodes", "dir", "chapard", "help"])
+        try arguments.rejectUnknown(["nodes", "dir", "chapard", "shards", "replicas", "help"])
         guard let count = try arguments.integer("nodes", in: 1...200), let dir = arguments.option("dir") else {
             throw CommandArguments.Failure("cluster up needs --nodes N and --dir DIR\n\n\(upUsage)")
         }
+        let shards = try arguments.integer("shards", in: 1...4096)
+        let replicas = try arguments.integer("replicas", in: 1...7) ?? min(3, count)
+        if shards != nil && replicas > count {
+            throw CommandArguments.Failure("--replicas \(replicas) needs at least \(replicas) nodes (--nodes \(count))")
+        }
+        let bootstrap = (1...count).map { "node-\($0)@z\(($0 - 1) % 3 + 1)" }.joined(separator: ",")
         let chapard = arguments.option("chapard")
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("chapard").path
         guard FileManager.default.isExecutableFile(atPath: chapard) else {
@@ -72,6 +83,9 @@ enum ClusterCommands {
                          "--node-id", "node-\(index)", "--zone", "z\((index - 1) % 3 + 1)", "--cluster-id", clusterId,
                          "--gossip-key-file", keyring]
             if let seed = nodes.first { flags += ["--seeds", seed.gossip] }
+            if let shards {
+                flags += ["--shards", "\(shards)", "--replicas", "\(replicas)", "--bootstrap", bootstrap, "--peer", "\(host):0"]
+            }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: chapard)
             process.arguments = flags
@@ -81,10 +95,10 @@ enum ClusterCommands {
             try process.run()
             let details = try await waitForDetails(data: data, process: process)
             nodes.append(NodeEntry(
-                id: "node-\(index)", pid: process.processIdentifier, client: details["client"] ?? "", peer: "",
+                id: "node-\(index)", pid: process.processIdentifier, client: details["client"] ?? "", peer: details["peer"] ?? "",
                 gossip: details["gossip"] ?? "", admin: details["admin"] ?? "", data: data))
         }
-        let file = ClusterFile(cluster_id: clusterId, nodes: nodes)
+        let file = ClusterFile(cluster_id: clusterId, shards: shards, replicas: shards == nil ? nil : replicas, nodes: nodes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(file).write(to: URL(fileURLWithPath: dir + "/cluster.json"))
@@ -92,8 +106,14 @@ enum ClusterCommands {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             let views = nodes.map { (try? fetchMembers($0.admin)) ?? [] }
-            if views.allSatisfy({ view in nodes.allSatisfy { node in view.contains { $0.id == node.id && $0.state == "alive" } } }) {
-                emit("cluster \(clusterId): \(count) node(s) up, all alive; \(dir)/cluster.json")
+            let alive = views.allSatisfy { view in nodes.allSatisfy { node in view.contains { $0.id == node.id && $0.state == "alive" } } }
+            if alive, let shards, ShardCommands.leaderless(nodes.map(\.admin), shards: shards) > 0 {
+                try await Task.sleep(nanoseconds: 100_000_000)
+                continue
+            }
+            if alive {
+                let sharding = shards.map { ", \($0) shards × \(replicas) replicas, every shard led" } ?? ""
+                emit("cluster \(clusterId): \(count) node(s) up, all alive\(sharding); \(dir)/cluster.json")
                 printTable(nodes.map { [$0.id, "\($0.pid)", $0.client, $0.gossip, $0.admin] },
                            header: ["id", "pid", "client", "gossip", "admin"])
                 return 0

@@ -5,14 +5,17 @@ import Wire
 
 enum PubSubCommands {
     static let pubUsage = """
-        USAGE: chaparctl pub --server HOST:PORT [--token TOKEN] CHANNEL MESSAGE
+        USAGE: chaparctl pub (--server HOST:PORT | --dir DIR [--node ID]) [--token TOKEN] CHANNEL MESSAGE
 
         Publishes MESSAGE (its UTF-8 bytes) to CHANNEL and prints the acknowledged offset
-        once the node has stored it durably.
+        once it is stored durably (clustered: on a majority of the shard's replicas).
+        --dir picks a node of the local cluster in DIR/cluster.json (--node, or the first
+        that accepts a connection).
         """
 
     static let subUsage = """
-        USAGE: chaparctl sub --server HOST:PORT [--token TOKEN] CHANNEL [--from earliest|latest|N] [--count K]
+        USAGE: chaparctl sub (--server HOST:PORT | --dir DIR [--node ID]) [--token TOKEN] CHANNEL
+                             [--from earliest|latest|N] [--count K]
 
         Prints messages of CHANNEL, one per line: OFFSET, a space, the payload (UTF-8 with
         \\n and \\\\ escaped, or 0x-prefixed hex when it is not UTF-8). Starts at --from
@@ -22,7 +25,7 @@ enum PubSubCommands {
 
     static func pub(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(pubUsage); return 0 }
-        try arguments.rejectUnknown(["server", "token", "help"])
+        try arguments.rejectUnknown(["server", "dir", "node", "token", "help"])
         guard arguments.positionals.count == 2 else { throw CommandArguments.Failure("pub needs CHANNEL and MESSAGE\n\n\(pubUsage)") }
         let client = try await connect(arguments)
         defer { client.close() }
@@ -33,7 +36,7 @@ enum PubSubCommands {
 
     static func sub(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(subUsage); return 0 }
-        try arguments.rejectUnknown(["server", "token", "from", "count", "help"])
+        try arguments.rejectUnknown(["server", "dir", "node", "token", "from", "count", "help"])
         guard arguments.positionals.count == 1 else { throw CommandArguments.Failure("sub needs CHANNEL\n\n\(subUsage)") }
         let from: StartPosition
         switch arguments.option("from") ?? "latest" {
@@ -66,12 +69,25 @@ enum PubSubCommands {
     }
 
     static func connect(_ arguments: CommandArguments) async throws -> ChaparClient {
-        guard let server = arguments.option("server") else {
-            throw CommandArguments.Failure("--server HOST:PORT is required")
+        let token = arguments.option("token").map { Array($0.utf8) }
+        if let server = arguments.option("server") {
+            return try await ChaparClient.connect(to: try SocketAddress(parsing: server), clientName: "chaparctl", token: token)
         }
-        let address = try SocketAddress(parsing: server)
-        return try await ChaparClient.connect(
-            to: address, clientName: "chaparctl", token: arguments.option("token").map { Array($0.utf8) })
+        guard let dir = arguments.option("dir") else {
+            throw CommandArguments.Failure("--server HOST:PORT or --dir DIR is required")
+        }
+        var nodes = try ClusterCommands.readCluster(dir).nodes
+        if let id = arguments.option("node") {
+            nodes = nodes.filter { $0.id == id }
+            if nodes.isEmpty { throw CommandArguments.Failure("no node '\(id)' in \(dir)/cluster.json") }
+        }
+        var lastError: Error = CommandArguments.Failure("no nodes in \(dir)/cluster.json")
+        for node in nodes {
+            do {
+                return try await ChaparClient.connect(to: try SocketAddress(parsing: node.client), clientName: "chaparctl", token: token)
+            } catch { lastError = error }
+        }
+        throw lastError
     }
 
     /// Payload as one line of text.

@@ -15,6 +15,8 @@ let usage = """
       token  sign a token for a client (pub/sub --token)
       cluster up|down   start or stop a local cluster on loopback
       members           the membership view of a node
+      shards            shards of a clustered local cluster: replicas, leader, head, lag
+      channel info NAME a channel's shard, replicas, leader and head
 
     Run `chaparctl COMMAND --help` for a command's options.
     """
@@ -39,6 +41,8 @@ do {
     case "secret": status = try TokenCommands.secret(arguments)
     case "token": status = try TokenCommands.token(arguments)
     case "members": status = try await ClusterCommands.members(arguments)
+    case "shards": status = try ShardCommands.shards(arguments)
+    case "channel": status = try ShardCommands.channel(arguments)
     case "cluster":
         switch arguments.positionals.first {
         case "up": status = try await ClusterCommands.up(arguments)

@@ -1,0 +1,245 @@
+import ChaparCore
+import Consensus
+import Storage
+
+/// Frames of the peer protocol between clustered nodes (docs/PROTOCOL.md, "Peer
+/// protocol"): `u32 length` (of what follows), `u8 type`, body. One TCP connection per
+/// node pair carries every shard's Raft traffic and forwarded publishes.
+enum PeerFrame: Equatable {
+    /// First frame of the dialling side: who it is, proven with the cluster keyring.
+    case hello(PeerHello)
+    /// Raft messages of any number of shards, batched per cycle.
+    case raft([ShardEnvelope])
+    /// A publish taken by a node that does not lead its shard, for the leader to store.
+    case forward(request: UInt64, shard: UInt32, publish: ReplicatedPublish)
+    case forwardResult(request: UInt64, result: ForwardResult)
+
+    static let version: UInt8 = 1
+    /// Largest frame accepted: a full Raft batch (1 MiB of entries) plus headers.
+    static let frameBytesMax = 4 << 20
+
+    enum Kind: UInt8 { case hello = 1, raft = 2, forward = 3, forwardResult = 4 }
+
+    func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 256)
+        writer.write(UInt32(0))
+        switch self {
+        case .hello(let hello):
+            writer.write(Kind.hello.rawValue)
+            writer.write(Self.version)
+            writer.write(hello.keyId)
+            writer.write(contentsOf: hello.body)
+            writer.write(contentsOf: hello.tag)
+        case .raft(let items):
+            writer.write(Kind.raft.rawValue)
+            writer.write(UInt32(items.count))
+            for item in items {
+                writer.write(item.shard)
+                RaftCodec.encode(item.envelope, into: &writer)
+            }
+        case .forward(let request, let shard, let publish):
+            writer.write(Kind.forward.rawValue)
+            writer.write(request)
+            writer.write(shard)
+            publish.encode(into: &writer)
+        case .forwardResult(let request, let result):
+            writer.write(Kind.forwardResult.rawValue)
+            writer.write(request)
+            result.encode(into: &writer)
+        }
+        var bytes = writer.finish()
+        let length = UInt32(bytes.count - 4)
+        withUnsafeBytes(of: length.bigEndian) { bytes.replaceSubrange(0..<4, with: $0) }
+        return bytes
+    }
+
+    /// Decodes one frame body (after its length).
+    static func decode(_ body: UnsafeRawBufferPointer) throws(DecodeFailure) -> PeerFrame {
+        var reader = ByteReader(body)
+        guard let kind = Kind(rawValue: try reader.readUInt8("type")) else {
+            throw .invalid(field: "type", reason: "unknown peer frame type")
+        }
+        let frame: PeerFrame
+        switch kind {
+        case .hello:
+            let version = try reader.readUInt8("version")
+            guard version == Self.version else { throw .invalid(field: "version", reason: "peer protocol \(version), this node speaks \(Self.version)") }
+            let keyId = try reader.readUInt8("key id")
+            guard reader.remaining >= 32 else { throw .truncated(field: "hello tag") }
+            let body = try reader.readBytes(reader.remaining - 32, "hello body")
+            frame = .hello(PeerHello(keyId: keyId, body: body, tag: try reader.readBytes(32, "hello tag")))
+        case .raft:
+            let count = Int(try reader.readUInt32("count"))
+            guard count <= 1 << 20 else { throw .invalid(field: "count", reason: "too many messages") }
+            var items: [ShardEnvelope] = []
+            items.reserveCapacity(min(count, reader.remaining / 25))
+            for _ in 0..<count {
+                let shard = try reader.readUInt32("shard")
+                items.append(ShardEnvelope(shard: shard, envelope: try RaftCodec.decode(&reader)))
+            }
+            frame = .raft(items)
+        case .forward:
+            let request = try reader.readUInt64("request")
+            let shard = try reader.readUInt32("shard")
+            frame = .forward(request: request, shard: shard, publish: try ReplicatedPublish.decode(&reader))
+        case .forwardResult:
+            let request = try reader.readUInt64("request")
+            frame = .forwardResult(request: request, result: try ForwardResult.decode(&reader))
+        }
+        try reader.expectEnd()
+        return frame
+    }
+}
+
+struct ShardEnvelope: Equatable {
+    var shard: UInt32
+    var envelope: RaftEnvelope
+}
+
+/// HELLO's body is `cluster id (short bytes)`, `node id (short bytes)`, `u64 wall ms`;
+/// the tag is HMAC-SHA256 under keyring key `keyId` over the body.
+struct PeerHello: Equatable {
+    var keyId: UInt8
+    var body: [UInt8]
+    var tag: [UInt8]
+
+    static func body(clusterId: String, node: String, wallMs: Int64) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeShortBytes(Array("chapar-peer".utf8))
+        writer.writeShortBytes(Array(clusterId.utf8))
+        writer.writeShortBytes(Array(node.utf8))
+        writer.write(wallMs)
+        return writer.finish()
+    }
+
+    func fields() throws(DecodeFailure) -> (clusterId: String, node: String, wallMs: Int64) {
+        let result = body.withUnsafeBytes { raw -> Result<(String, String, Int64), DecodeFailure> in
+            do throws(DecodeFailure) {
+                var reader = ByteReader(raw)
+                guard try reader.readShortBytes("marker") == Array("chapar-peer".utf8) else {
+                    throw .invalid(field: "marker", reason: "not a peer hello")
+                }
+                let cluster = String(decoding: try reader.readShortBytes("cluster id"), as: UTF8.self)
+                let node = String(decoding: try reader.readShortBytes("node id"), as: UTF8.self)
+                let wall = try reader.readInt64("time")
+                try reader.expectEnd()
+                return .success((cluster, node, wall))
+            } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// What a replicated log entry holds for a publish: the leader stamps the time, so every
+/// replica stores an identical record.
+struct ReplicatedPublish: Equatable {
+    var channel: String
+    var producer: ProducerStamp?
+    var timestamp: Int64
+    var payload: [UInt8]
+
+    func encode(into writer: inout ByteWriter) {
+        writer.write(timestamp)
+        writer.writeShortBytes(Array(channel.utf8))
+        if let producer {
+            writer.write(UInt8(1))
+            writer.write(producer.id)
+            writer.write(producer.sequence)
+        } else {
+            writer.write(UInt8(0))
+        }
+        writer.writeLongBytes(payload)
+    }
+
+    var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: payload.count + channel.utf8.count + 32)
+        encode(into: &writer)
+        return writer.finish()
+    }
+
+    static func decode(_ reader: inout ByteReader) throws(DecodeFailure) -> ReplicatedPublish {
+        let timestamp = try reader.readInt64("timestamp")
+        let channel = String(decoding: try reader.readShortBytes("channel"), as: UTF8.self)
+        if case .failure(let problem) = ChannelName.validate(channel) {
+            throw .invalid(field: "channel", reason: problem.description)
+        }
+        var producer: ProducerStamp?
+        switch try reader.readUInt8("producer flag") {
+        case 0: break
+        case 1: producer = ProducerStamp(id: try reader.readUInt64("producer id"), sequence: try reader.readUInt64("sequence"))
+        default: throw .invalid(field: "producer flag", reason: "must be 0 or 1")
+        }
+        let payload = try reader.readLongBytes("payload", max: Limits.payloadBytesMax)
+        return ReplicatedPublish(channel: channel, producer: producer, timestamp: timestamp, payload: payload)
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(DecodeFailure) -> ReplicatedPublish {
+        let result = bytes.withUnsafeBytes { raw -> Result<ReplicatedPublish, DecodeFailure> in
+            do throws(DecodeFailure) {
+                var reader = ByteReader(raw)
+                let publish = try decode(&reader)
+                try reader.expectEnd()
+                return .success(publish)
+            } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    var input: AppendInput { AppendInput(channel: channel, producer: producer, payload: payload, timestamp: timestamp) }
+}
+
+/// The leader's answer to a forwarded publish.
+enum ForwardResult: Equatable {
+    case stored(offset: UInt64, duplicate: Bool)
+    case sequenceGap(expected: UInt64)
+    /// Definitely not stored. `leader` is a hint where to retry (empty: unknown).
+    case notStored(reason: String, leader: String)
+    case unknown(reason: String)
+
+    func encode(into writer: inout ByteWriter) {
+        switch self {
+        case .stored(let offset, let duplicate):
+            writer.write(UInt8(duplicate ? 1 : 0)); writer.write(offset)
+        case .sequenceGap(let expected):
+            writer.write(UInt8(2)); writer.write(expected)
+        case .notStored(let reason, let leader):
+            writer.write(UInt8(3)); writer.writeMediumBytes(Array(reason.utf8.prefix(1024))); writer.writeShortBytes(Array(leader.utf8.prefix(255)))
+        case .unknown(let reason):
+            writer.write(UInt8(4)); writer.writeMediumBytes(Array(reason.utf8.prefix(1024)))
+        }
+    }
+
+    static func decode(_ reader: inout ByteReader) throws(DecodeFailure) -> ForwardResult {
+        switch try reader.readUInt8("result") {
+        case 0: return .stored(offset: try reader.readUInt64("offset"), duplicate: false)
+        case 1: return .stored(offset: try reader.readUInt64("offset"), duplicate: true)
+        case 2: return .sequenceGap(expected: try reader.readUInt64("expected"))
+        case 3:
+            let reason = String(decoding: try reader.readMediumBytes("reason", max: 1024), as: UTF8.self)
+            return .notStored(reason: reason, leader: String(decoding: try reader.readShortBytes("leader"), as: UTF8.self))
+        case 4: return .unknown(reason: String(decoding: try reader.readMediumBytes("reason", max: 1024), as: UTF8.self))
+        default: throw .invalid(field: "result", reason: "unknown result code")
+        }
+    }
+
+    init(_ outcome: AppendOutcome) {
+        switch outcome {
+        case .stored(let offset, _): self = .stored(offset: offset, duplicate: false)
+        case .duplicate(let offset): self = .stored(offset: offset, duplicate: true)
+        case .sequenceGap(let expected): self = .sequenceGap(expected: expected)
+        case .failed(let error): self = .notStored(reason: error.description, leader: "")
+        case .rejected(let reason): self = .notStored(reason: reason, leader: "")
+        case .unknown(let reason): self = .unknown(reason: reason)
+        }
+    }
+
+    var outcome: AppendOutcome {
+        switch self {
+        case .stored(let offset, false): .stored(offset: offset, timestamp: 0)
+        case .stored(let offset, true): .duplicate(offset: offset)
+        case .sequenceGap(let expected): .sequenceGap(expected: expected)
+        case .notStored(let reason, _): .rejected(reason: reason)
+        case .unknown(let reason): .unknown(reason: reason)
+        }
+    }
+}

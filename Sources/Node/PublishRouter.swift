@@ -1,0 +1,228 @@
+import Storage
+import Transport
+
+/// Where each publish goes and how its outcome comes back, on the replication thread.
+///
+/// A publish for a shard this node leads is proposed; one for a shard led elsewhere is
+/// forwarded to the leader over the peer link; one whose shard has no known leader waits
+/// (up to `noLeaderWaitMs`) for an election. Outcomes are precise about doubt:
+/// - "not stored" only when it cannot be stored: no leader in time, the leader said it
+///   is not the leader, or another term's entry took its log index;
+/// - "outcome unknown" when the entry may still commit: the leader went silent or lost
+///   its link after taking it, or it stayed uncommitted for `resolveWaitMs`.
+final class PublishRouter {  // guarded by: the replication thread
+    enum Origin {
+        case local(PublishTicket)
+        /// Forwarded by `node` under its request id.
+        case remote(node: String, request: UInt64)
+    }
+
+    private struct Waiting {
+        var input: AppendInput
+        var ticket: PublishTicket
+        var attempts: Int
+        var deadline: Int64
+    }
+
+    private struct Pending {
+        var term: UInt64
+        var origin: Origin
+        var deadline: Int64
+    }
+
+    private struct Forwarded {
+        var input: AppendInput
+        var ticket: PublishTicket
+        var shard: Int
+        var node: String
+        var attempts: Int
+        var deadline: Int64
+    }
+
+    let context: ShardContext
+    private var waiting: [Waiting] = []
+    private var queued: [Int: [(ReplicatedPublish, Origin)]] = [:]
+    private var pending: [Int: [UInt64: Pending]] = [:]
+    private var forwarded: [UInt64: Forwarded] = [:]
+    private var leaderHints: [Int: String] = [:]
+    private var nextRequest: UInt64 = 1
+    private var settled: [(context: PublishTicket, outcome: AppendOutcome)] = []
+    /// A publish bounced between nodes more often than this is refused: leadership is moving.
+    static let attemptsMax = 4
+
+    init(context: ShardContext) {
+        self.context = context
+    }
+
+    var hasSettled: Bool { !settled.isEmpty }
+
+    func takeSettled() -> [(context: PublishTicket, outcome: AppendOutcome)] {
+        defer { settled = [] }
+        return settled
+    }
+
+    func route(_ items: [(AppendInput, Origin)], host: ShardHost, now: Int64) {
+        for (input, origin) in items { route(input, origin, attempts: 0, host: host, now: now) }
+    }
+
+    private func route(_ input: AppendInput, _ origin: Origin, attempts: Int, host: ShardHost, now: Int64) {
+        let shard = context.shard(of: input.channel)
+        var leaderNode: String?
+        if let group = host.groups[shard] {
+            if group.raft.role == .leader && group.raft.transferTarget == nil {
+                let publish = ReplicatedPublish(
+                    channel: input.channel, producer: input.producer, timestamp: WallClock.nowMs(), payload: input.payload)
+                queued[shard, default: []].append((publish, origin))
+                return
+            }
+            leaderNode = group.raft.leader.flatMap { context.names[$0] }
+        } else {
+            // Not a replica: the last leader we heard of, else any connected replica (which
+            // answers with a hint).
+            leaderNode = leaderHints[shard] ?? context.map.replicas[shard].first { context.isConnected($0) }
+        }
+        switch origin {
+        case .remote(let node, let request):
+            // Forwarded publishes are not forwarded again: the sender retries with the hint.
+            let result = ForwardResult.notStored(reason: "not the leader of shard \(shard)", leader: leaderNode ?? "")
+            host.queue(.forwardResult(request: request, result: result), to: node)
+        case .local(let ticket):
+            if let node = leaderNode, node != context.localName, context.isConnected(node), attempts < Self.attemptsMax {
+                let request = nextRequest
+                nextRequest += 1
+                forwarded[request] = Forwarded(
+                    input: input, ticket: ticket, shard: shard, node: node, attempts: attempts + 1,
+                    deadline: now + context.resolveWaitMs)
+                let publish = ReplicatedPublish(
+                    channel: input.channel, producer: input.producer, timestamp: 0, payload: input.payload)
+                host.queue(.forward(request: request, shard: UInt32(shard), publish: publish), to: node)
+            } else if attempts >= Self.attemptsMax {
+                settled.append((ticket, .rejected(reason: "leadership of shard \(shard) kept moving")))
+            } else {
+                waiting.append(Waiting(input: input, ticket: ticket, attempts: attempts, deadline: now + context.noLeaderWaitMs))
+            }
+        }
+    }
+
+    /// Publishes waiting for a leader try again (each cycle, so an election is noticed).
+    func retryWaiting(host: ShardHost, now: Int64) {
+        guard !waiting.isEmpty else { return }
+        let items = waiting
+        waiting = []
+        for item in items {
+            if item.deadline <= now {
+                let shard = context.shard(of: item.input.channel)
+                settled.append((item.ticket, .rejected(reason: "shard \(shard) had no reachable leader for \(context.noLeaderWaitMs) ms")))
+            } else {
+                let before = waiting.count
+                route(item.input, .local(item.ticket), attempts: item.attempts, host: host, now: now)
+                // Still leaderless: keep the original deadline.
+                if waiting.count > before { waiting[waiting.count - 1].deadline = item.deadline }
+            }
+        }
+    }
+
+    func acceptForwarded(
+        _ item: (node: String, request: UInt64, shard: Int, publish: ReplicatedPublish), host: ShardHost, now: Int64
+    ) {
+        guard context.shard(of: item.publish.channel) == item.shard else {
+            let result = ForwardResult.notStored(reason: "channel is not in shard \(item.shard)", leader: "")
+            return host.queue(.forwardResult(request: item.request, result: result), to: item.node)
+        }
+        route(item.publish.input, .remote(node: item.node, request: item.request), attempts: 0, host: host, now: now)
+    }
+
+    /// Proposes what was queued for shards this node leads, one batch per shard.
+    func proposeQueued(host: ShardHost, now: Int64) {
+        guard !queued.isEmpty else { return }
+        let batches = queued
+        queued = [:]
+        for (shard, items) in batches {
+            let before = host.groups[shard]!.raft.lastIndex
+            if host.groups[shard]!.raft.propose(batch: items.map(\.0.encoded)) {
+                let term = host.groups[shard]!.raft.term
+                for (offset, item) in items.enumerated() {
+                    pending[shard, default: [:]][before + 1 + UInt64(offset)] = Pending(
+                        term: term, origin: item.1, deadline: now + context.resolveWaitMs)
+                }
+            } else {
+                for item in items { route(item.0.input, item.1, attempts: 1, host: host, now: now) }
+            }
+        }
+    }
+
+    /// The entry at (`shard`, `index`) of `term` was applied with `outcome` (nil: not a
+    /// publish). A publish proposed there in another term was overwritten: not stored.
+    func applied(
+        shard: Int, index: UInt64, term: UInt64, outcome: AppendOutcome?,
+        settled report: inout [(context: PublishTicket, outcome: AppendOutcome)], host: ShardHost
+    ) {
+        guard let entry = pending[shard]?.removeValue(forKey: index) else { return }
+        let result: AppendOutcome
+        if entry.term == term, let outcome { result = outcome } else {
+            result = .rejected(reason: "leadership of shard \(shard) changed before the publish was replicated")
+        }
+        deliver(entry.origin, result, into: &report, host: host)
+    }
+
+    private func deliver(
+        _ origin: Origin, _ outcome: AppendOutcome, into report: inout [(context: PublishTicket, outcome: AppendOutcome)],
+        host: ShardHost
+    ) {
+        switch origin {
+        case .local(let ticket): report.append((ticket, outcome))
+        case .remote(let node, let request): host.queue(.forwardResult(request: request, result: ForwardResult(outcome)), to: node)
+        }
+    }
+
+    func resolve(request: UInt64, _ result: ForwardResult, host: ShardHost, now: Int64) {
+        guard let item = forwarded.removeValue(forKey: request) else { return }
+        if case .notStored(_, let leader) = result, !leader.isEmpty, leader != item.node {
+            leaderHints[item.shard] = leader
+            return route(item.input, .local(item.ticket), attempts: item.attempts, host: host, now: now)
+        }
+        if case .notStored(_, let leader) = result, leader.isEmpty, item.attempts < Self.attemptsMax {
+            // The replica knows no leader either: wait for the election here.
+            leaderHints[item.shard] = nil
+            waiting.append(Waiting(input: item.input, ticket: item.ticket, attempts: item.attempts, deadline: now + context.noLeaderWaitMs))
+            return
+        }
+        settled.append((item.ticket, result.outcome))
+    }
+
+    func linkDown(_ node: String, host: ShardHost) {
+        for (request, item) in forwarded where item.node == node {
+            forwarded[request] = nil
+            settled.append((item.ticket, .unknown(reason: "lost the connection to \(node), the leader of shard \(item.shard)")))
+        }
+        for (shard, hint) in leaderHints where hint == node { leaderHints[shard] = nil }
+    }
+
+    /// Gives up on what waited too long.
+    func expire(now: Int64, host: ShardHost) {
+        for (request, item) in forwarded where item.deadline <= now {
+            forwarded[request] = nil
+            settled.append((item.ticket, .unknown(reason: "\(item.node), the leader of shard \(item.shard), did not answer in time")))
+        }
+        var report: [(context: PublishTicket, outcome: AppendOutcome)] = []
+        for (shard, entries) in pending {
+            for (index, entry) in entries where entry.deadline <= now {
+                pending[shard]![index] = nil
+                deliver(entry.origin, .unknown(reason: "not committed within \(context.resolveWaitMs) ms"), into: &report, host: host)
+            }
+        }
+        settled += report
+    }
+
+    /// On shutdown: nothing queued here will be resolved.
+    func failAll(host: ShardHost, reason: String) {
+        for item in waiting { settled.append((item.ticket, .rejected(reason: reason))) }
+        waiting = []
+        for (_, item) in forwarded { settled.append((item.ticket, .unknown(reason: reason))) }
+        forwarded = [:]
+        var report: [(context: PublishTicket, outcome: AppendOutcome)] = []
+        for (_, entries) in pending { for (_, entry) in entries { deliver(entry.origin, .unknown(reason: reason), into: &report, host: host) } }
+        pending = [:]
+        settled += report
+    }
+}

@@ -1,0 +1,274 @@
+import ChaparCore
+import Consensus
+import Dispatch
+import Placement
+import Storage
+import Synchronization
+import Transport
+
+/// The replication thread of a clustered node (`chapar-raft`): it owns one Raft group per
+/// shard replica on this node and drives them all in cycles. A cycle takes everything
+/// queued (client publishes, peer Raft messages, forwarded publishes and their results),
+/// ticks the groups when a tick is due, routes publishes to their shard's leader, then
+/// persists every group's new entries and hard state AND applies what became committed
+/// in ONE transaction (one fsync for all shards), and only then sends the groups'
+/// messages — batched into one frame per peer node — and settles publishes.
+///
+/// A publish is acknowledged once its entry is applied on the leader: committed means a
+/// majority stored it, and every node, the leader included, fsyncs before it reports an
+/// entry stored (followers answer appends only after the cycle that persisted them).
+final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything else guarded by: the run() thread
+    struct Inbox {
+        var publishes: [(AppendInput, PublishTicket)] = []
+        var raft: [ShardEnvelope] = []
+        var forwards: [(node: String, request: UInt64, shard: Int, publish: ReplicatedPublish)] = []
+        var results: [(request: UInt64, result: ForwardResult)] = []
+        var linksDown: [String] = []
+        var stopping = false
+    }
+
+    let context: ShardContext
+    private let inbox = Mutex(Inbox())
+    private let wake = DispatchSemaphore(value: 0)
+    private let store: ReplicatedStore
+    var groups: [Int: ShardGroup] = [:]
+    var router: PublishRouter
+    private let onCommit: (CommitReport<PublishTicket>) -> Void
+    private let send: @Sendable ([String: [PeerFrame]]) -> Void
+    private var outgoingRaft: [String: [ShardEnvelope]] = [:]
+    private var outgoingFrames: [String: [PeerFrame]] = [:]
+    private var lastRetentionMs: Int64 = 0
+    /// What the admin API shows; refreshed a few times a second.
+    let status = Mutex<[ShardStatus]>([])
+    private var lastStatusMs: Int64 = 0
+
+    init(
+        context: ShardContext, store: ReplicatedStore,
+        onCommit: @escaping (CommitReport<PublishTicket>) -> Void,
+        send: @escaping @Sendable ([String: [PeerFrame]]) -> Void
+    ) throws(StorageError) {
+        self.context = context
+        self.store = store
+        self.onCommit = onCommit
+        self.send = send
+        router = PublishRouter(context: context)
+        let loaded = try store.load()
+        for shard in context.localShards {
+            groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded[shard])
+        }
+        refreshStatus(now: MonotonicClock.nowMs())
+    }
+
+    func channelBounds() -> [String: ChannelBounds] { store.channelBounds() }
+
+    // MARK: Inputs (any thread)
+
+    /// Publishes from client sessions. False once stopping.
+    func submit(_ items: [(AppendInput, PublishTicket)]) -> Bool {
+        guard !items.isEmpty else { return true }
+        let accepted = inbox.withLock { box -> Bool in
+            if box.stopping { return false }
+            box.publishes.append(contentsOf: items)
+            return true
+        }
+        if accepted { wake.signal() }
+        return accepted
+    }
+
+    func received(from node: String, _ frame: PeerFrame) {
+        inbox.withLock { box in
+            switch frame {
+            case .raft(let items): box.raft.append(contentsOf: items)
+            case .forward(let request, let shard, let publish):
+                box.forwards.append((node, request, Int(shard), publish))
+            case .forwardResult(let request, let result): box.results.append((request, result))
+            case .hello: break
+            }
+        }
+        wake.signal()
+    }
+
+    func linkDown(_ node: String) {
+        inbox.withLock { $0.linksDown.append(node) }
+        wake.signal()
+    }
+
+    func stop() {
+        inbox.withLock { $0.stopping = true }
+        wake.signal()
+    }
+
+    // MARK: The cycle
+
+    func run() {
+        var nextTickMs = MonotonicClock.nowMs() + context.tickMs
+        while true {
+            let wait = max(0, nextTickMs - MonotonicClock.nowMs())
+            _ = wake.wait(timeout: .now() + .milliseconds(Int(wait)))
+            let taken = inbox.withLock { box -> Inbox in
+                let taken = box
+                box = Inbox(stopping: box.stopping)
+                return taken
+            }
+            let now = MonotonicClock.nowMs()
+            if now >= nextTickMs {
+                for shard in groups.keys { groups[shard]!.raft.tick() }
+                nextTickMs = max(nextTickMs + context.tickMs, now)
+                router.expire(now: now, host: self)
+            }
+            for item in taken.raft {
+                let shard = Int(item.shard)
+                guard item.envelope.to == context.localId, groups[shard] != nil else { continue }
+                groups[shard]!.raft.step(item.envelope)
+            }
+            for node in taken.linksDown { router.linkDown(node, host: self) }
+            for item in taken.results { router.resolve(request: item.request, item.result, host: self, now: now) }
+            for item in taken.forwards { router.acceptForwarded(item, host: self, now: now) }
+            router.route(taken.publishes.map { ($0.0, .local($0.1)) }, host: self, now: now)
+            router.retryWaiting(host: self, now: now)
+            router.proposeQueued(host: self, now: now)
+            cycle(now: now)
+            if taken.stopping && taken.publishes.isEmpty {
+                router.failAll(host: self, reason: "the node is stopping")
+                flushOutgoing()
+                onCommit(CommitReport(outcomes: router.takeSettled(), appended: []))
+                return
+            }
+        }
+    }
+
+    private func cycle(now: Int64) {
+        var persist: [RaftPersist] = []
+        var apply: [AppendInput] = []
+        var applyPositions: [(shard: Int, index: UInt64, term: UInt64)] = []
+        var appliedThrough: [Int: UInt64] = [:]
+        var readies: [Int: RaftReady] = [:]
+        for shard in groups.keys.sorted() {
+            let ready = groups[shard]!.raft.ready()
+            guard !ready.isEmpty else { continue }
+            readies[shard] = ready
+            let hard = ready.hardState.map { (term: $0.term, vote: $0.votedFor, commit: $0.commit) }
+            if hard != nil || !ready.entries.isEmpty {
+                persist.append(RaftPersist(shard: shard, hardState: hard, entries: ready.entries.map(StoredRaftEntry.init)))
+            }
+            for entry in ready.committed {
+                appliedThrough[shard] = entry.index
+                guard entry.kind == .normal, !entry.data.isEmpty else { continue }
+                guard let publish = try? ReplicatedPublish.decode(entry.data) else {
+                    context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
+                    continue
+                }
+                apply.append(publish.input)
+                applyPositions.append((shard, entry.index, entry.term))
+            }
+        }
+        guard !readies.isEmpty || !outgoingFrames.isEmpty || router.hasSettled else { return maybeHousekeep(now: now) }
+        var outcomes: [AppendOutcome] = []
+        var appended: [ChannelAppend] = []
+        if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty {
+            do throws(StorageError) {
+                (outcomes, appended) = try store.commit(
+                    persist: persist, apply: apply, appliedThrough: appliedThrough, now: WallClock.nowMs())
+            } catch {
+                // Raft's promises rest on this write; a node that cannot make it must stop
+                // rather than answer as if it had.
+                context.logger.error("replicated store write failed; stopping", ["error": error.description])
+                fatalError("replicated store write failed: \(error)")
+            }
+        }
+        for (shard, ready) in readies {
+            for message in ready.messages {
+                guard let node = context.names[message.to] else { continue }
+                outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
+            }
+        }
+        var settled = router.takeSettled()
+        for (position, outcome) in outcomes.enumerated() {
+            let (shard, index, term) = applyPositions[position]
+            router.applied(shard: shard, index: index, term: term, outcome: outcome, settled: &settled, host: self)
+        }
+        for (shard, ready) in readies {
+            for entry in ready.committed where entry.kind != .normal || entry.data.isEmpty {
+                router.applied(shard: shard, index: entry.index, term: entry.term, outcome: nil, settled: &settled, host: self)
+            }
+            groups[shard]!.raft.advance(ready)
+        }
+        flushOutgoing()
+        if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
+        maybeHousekeep(now: now)
+    }
+
+    func queue(_ frame: PeerFrame, to node: String) {
+        outgoingFrames[node, default: []].append(frame)
+    }
+
+    private func flushOutgoing() {
+        guard !outgoingRaft.isEmpty || !outgoingFrames.isEmpty else { return }
+        // Raft messages of all shards for one node travel in one frame.
+        var batched = outgoingFrames
+        for (node, items) in outgoingRaft { batched[node, default: []].insert(.raft(items), at: 0) }
+        outgoingRaft = [:]
+        outgoingFrames = [:]
+        send(batched)
+    }
+
+    private func maybeHousekeep(now: Int64) {
+        if now - lastStatusMs >= 200 { refreshStatus(now: now) }
+        if now - lastRetentionMs >= 1000 {
+            lastRetentionMs = now
+            do throws(StorageError) { try store.applyRetention(context.retention, now: WallClock.nowMs()) } catch {
+                context.logger.error("retention failed", ["error": error.description])
+            }
+        }
+    }
+
+    private func refreshStatus(now: Int64) {
+        lastStatusMs = now
+        let rows = groups.keys.sorted().map { shard in
+            let raft = groups[shard]!.raft
+            return ShardStatus(
+                shard: shard, replicas: context.map.replicas[shard], role: "\(raft.role)", term: raft.term,
+                leader: raft.leader.flatMap { context.names[$0] } ?? "", commit: raft.commit, lastIndex: raft.lastIndex)
+        }
+        status.withLock { $0 = rows }
+    }
+}
+
+extension StoredRaftEntry {
+    init(_ entry: RaftEntry) {
+        self.init(term: entry.term, index: entry.index, kind: entry.kind.rawValue, data: entry.data)
+    }
+}
+
+/// One shard replica on this node.
+struct ShardGroup {
+    var raft: Raft
+
+    init(shard: Int, context: ShardContext, loaded: LoadedReplica?) {
+        var config = RaftConfig()
+        config.electionTicksMin = 10
+        config.heartbeatTicks = 2
+        config.entriesPerMessageMax = 1024
+        config.bytesPerMessageMax = 1 << 20
+        let voters = context.map.replicas[shard].compactMap { context.ids[$0] }
+        let log = (loaded?.entries ?? []).map {
+            RaftEntry(term: $0.term, index: $0.index, kind: RaftEntry.Kind(rawValue: $0.kind) ?? .normal, data: $0.data)
+        }
+        let hard = loaded.map { HardState(term: $0.state.term, votedFor: $0.state.vote, commit: $0.state.commit) }
+        let seed = StableHash.hash64(context.localName + "/\(shard)") ^ UInt64(bitPattern: WallClock.nowUs())
+        raft = Raft(
+            id: context.localId, voters: voters, config: config, seed: seed, hardState: hard, log: log,
+            applied: loaded?.state.applied ?? 0)
+    }
+}
+
+/// One row of `GET /v1/shards`.
+struct ShardStatus: Sendable {
+    var shard: Int
+    var replicas: [String]
+    var role: String
+    var term: UInt64
+    var leader: String
+    var commit: UInt64
+    var lastIndex: UInt64
+}

@@ -1,0 +1,59 @@
+import ChaparCore
+
+/// The store of a clustered node: the Raft logs of its shard replicas and the channel
+/// logs they apply to, in one database. One `commit` is one transaction: persisting new
+/// Raft entries and hard states, applying committed publishes, and recording how far
+/// each replica applied — so a crash can never leave a record applied twice or lost,
+/// and one fsync covers all of it. Used by one thread only.
+public final class ReplicatedStore {
+    private let writer: LogWriter
+    private let tables: RaftLogTables
+    private let begin: Statement
+    private let end: Statement
+    private let rollback: Statement
+    public let directory: DataDirectory
+
+    public init(directory: DataDirectory, durability: Durability) throws(StorageError) {
+        self.directory = directory
+        let db = try Schema.openWriter(path: directory.databasePath, durability: durability)
+        writer = try LogWriter(db: db)
+        tables = try RaftLogTables(db: db)
+        begin = try db.prepare("BEGIN IMMEDIATE")
+        end = try db.prepare("COMMIT")
+        rollback = try db.prepare("ROLLBACK")
+    }
+
+    /// Every replica's persisted state and log (verified against their checksums).
+    public func load() throws(StorageError) -> [Int: LoadedReplica] { try tables.load() }
+
+    public func channelBounds() -> [String: ChannelBounds] {
+        writer.channels.mapValues { ChannelBounds(earliest: $0.earliest, head: $0.head) }
+    }
+
+    /// One transaction: `persist` first, then `apply` (committed publishes in log order),
+    /// then the new applied indexes. Outcomes line up with `apply`. On failure nothing of
+    /// it is stored and the in-memory state is unchanged.
+    public func commit(
+        persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], now: Int64
+    ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
+        do throws(StorageError) {
+            try begin.run()
+            for item in persist { try tables.persist(item) }
+            let staged = try writer.stage(apply, now: now)
+            for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
+            try end.run()
+            writer.adopt(staged)
+            return (staged.outcomes, staged.appended)
+        } catch {
+            try? rollback.run()
+            throw error
+        }
+    }
+
+    /// Drops records per `rules`. Producer dedup state is kept: expiring it by each
+    /// replica's own clock would let replicas disagree on whether a retry is a duplicate,
+    /// and so on the offsets of everything after it.
+    public func applyRetention(_ rules: RetentionRules, now: Int64) throws(StorageError) {
+        _ = try writer.applyRetention(rules, now: now)
+    }
+}
