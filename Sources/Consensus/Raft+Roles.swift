@@ -70,14 +70,17 @@ extension Raft {
     mutating func sendAppend(to peer: UInt64) {
         let next = nextIndex[peer] ?? lastIndex + 1
         let prevIndex = next - 1
-        var upper = min(lastIndex, prevIndex + UInt64(config.entriesPerMessageMax))
+        let upper = min(lastIndex, prevIndex + UInt64(config.entriesPerMessageMax))
+        var entries = entries(prevIndex + 1, upper)
         var bytes = 0
-        for index in (prevIndex + 1)..<(upper + 1) {
-            bytes += log[Int(index - 1)].data.count
+        for (position, entry) in entries.enumerated() {
+            bytes += entry.data.count
             // At least one entry per message, however large.
-            if bytes > config.bytesPerMessageMax && index > prevIndex + 1 { upper = index - 1; break }
+            if bytes > config.bytesPerMessageMax && position > 0 {
+                entries.removeSubrange(position...)
+                break
+            }
         }
-        let entries = prevIndex < upper ? Array(log[Int(prevIndex)..<Int(upper)]) : []
         send(.append(term: term, prevIndex: prevIndex, prevTerm: term(at: prevIndex), entries: entries, commit: commit), to: peer)
         // Pipelining: assume delivery; a rejection moves nextIndex back.
         if let lastSent = entries.last { nextIndex[peer] = lastSent.index + 1 }
@@ -85,17 +88,20 @@ extension Raft {
 
     mutating func handleAppend(from: UInt64, prevIndex: UInt64, prevTerm: UInt64, entries: [RaftEntry], leaderCommit: UInt64) {
         // Raft §5.3: reject unless our log holds (prevIndex, prevTerm).
-        guard prevIndex <= lastIndex, term(at: prevIndex) == prevTerm else {
+        // Entries through `logOffset` are committed here, so they match the leader's.
+        guard prevIndex <= lastIndex, prevIndex <= logOffset || term(at: prevIndex) == prevTerm else {
             send(.appendResponse(term: term, success: false, match: min(lastIndex, prevIndex == 0 ? 0 : prevIndex - 1)), to: from)
             return
         }
         var configurationTouched = false
         for entry in entries {
+            // Compacted entries are committed, so they match.
+            if entry.index <= logOffset { continue }
             if entry.index <= lastIndex {
                 if term(at: entry.index) == entry.term { continue }
                 // A conflict: drop it and everything after (never below the commit index).
                 precondition(entry.index > commit, "a leader never overwrites committed entries")
-                log.removeSubrange(Int(entry.index - 1)...)
+                log.removeSubrange(Int(entry.index - logOffset - 1)...)
                 configurationTouched = true
             }
             precondition(entry.index == lastIndex + 1, "append keeps indices dense")
@@ -105,7 +111,8 @@ extension Raft {
         }
         if configurationTouched { refreshConfiguration() }
         let matched = prevIndex + UInt64(entries.count)
-        if leaderCommit > commit { commit = min(leaderCommit, matched) }
+        // A stale (reordered) append may match less than is already committed here.
+        commit = max(commit, min(leaderCommit, matched))
         send(.appendResponse(term: term, success: true, match: matched), to: from)
     }
 
@@ -129,8 +136,8 @@ extension Raft {
     public mutating func ready() -> RaftReady {
         let hard = HardState(term: term, votedFor: votedFor, commit: commit)
         var ready = RaftReady(hardState: hard != lastHardState ? hard : nil, entries: [], messages: outbox, committed: [])
-        if let from = unstableFrom, from <= lastIndex { ready.entries = Array(log[Int(from - 1)...]) }
-        if commit > applied { ready.committed = Array(log[Int(applied)..<Int(commit)]) }
+        if let from = unstableFrom, from <= lastIndex { ready.entries = Array(log[Int(from - logOffset - 1)...]) }
+        if commit > applied { ready.committed = Array(log[Int(applied - logOffset)..<Int(commit - logOffset)]) }
         outbox = []
         return ready
     }

@@ -7,8 +7,10 @@ public struct Raft: Sendable {
     public enum Role: Equatable, Sendable { case follower, preCandidate, candidate, leader }
 
     public let id: UInt64
-    /// The configuration before any configuration entry in the log.
-    let initialConfiguration: RaftConfiguration
+    /// The configuration in force at `logOffset`: the initial one, or the newest one in
+    /// the compacted prefix.
+    var baseConfiguration: RaftConfiguration
+    var baseConfigurationIndex: UInt64 = 0
     /// The newest configuration in the log (committed or not).
     public internal(set) var configuration: RaftConfiguration
     /// Index of the entry that set `configuration` (0: the initial one).
@@ -21,8 +23,15 @@ public struct Raft: Sendable {
     public internal(set) var term: UInt64 = 0
     public internal(set) var votedFor: UInt64?
     public internal(set) var leader: UInt64?
-    /// `log[i]` holds index i + 1 (the log starts at index 1).
+    /// The entries held in memory: `log[i]` holds index `logOffset + i + 1`. Entries up to
+    /// `logOffset` were compacted away (they are applied and persisted) and are read back
+    /// through `storage` when a lagging follower needs them.
     public internal(set) var log: [RaftEntry] = []
+    public internal(set) var logOffset: UInt64 = 0
+    var offsetTerm: UInt64 = 0
+    /// Reads persisted entries `range` (all of them, in order). Needed once the log is
+    /// compacted; the shell backs it with its store, the simulator with its disk model.
+    public var storage: (@Sendable (ClosedRange<UInt64>) -> [RaftEntry])?
     public internal(set) var commit: UInt64 = 0
     var applied: UInt64 = 0
     var random: SeededRandom
@@ -41,38 +50,83 @@ public struct Raft: Sendable {
     var lastHardState: HardState
 
     /// Starts from persisted state (empty for a new node).
+    /// Starts from persisted state (empty for a new node). A compacted log passes its
+    /// tail in `log`, the last compacted entry's (index, term) in `compacted`, and the
+    /// configuration in force there (with the index of the entry that set it).
     public init(id: UInt64, voters: [UInt64], config: RaftConfig = RaftConfig(), seed: UInt64,
-                hardState: HardState? = nil, log: [RaftEntry] = [], applied: UInt64 = 0) {
+                hardState: HardState? = nil, log: [RaftEntry] = [], applied: UInt64 = 0,
+                compacted: (index: UInt64, term: UInt64)? = nil,
+                compactedConfiguration: (configuration: RaftConfiguration, index: UInt64)? = nil,
+                storage: (@Sendable (ClosedRange<UInt64>) -> [RaftEntry])? = nil) {
         self.id = id
-        self.initialConfiguration = RaftConfiguration(voters: Set(voters))
-        self.configuration = initialConfiguration
+        self.baseConfiguration = compactedConfiguration?.configuration ?? RaftConfiguration(voters: Set(voters))
+        self.baseConfigurationIndex = compactedConfiguration?.index ?? 0
+        self.configuration = baseConfiguration
         self.config = config
         self.random = SeededRandom(seed: seed)
+        self.storage = storage
+        logOffset = compacted?.index ?? 0
+        offsetTerm = compacted?.term ?? 0
         self.log = log
-        for (position, entry) in log.enumerated() { precondition(entry.index == UInt64(position + 1), "log indices are dense from 1") }
+        for (position, entry) in log.enumerated() {
+            precondition(entry.index == logOffset + UInt64(position + 1), "log indices are dense after the compacted prefix")
+        }
         if let hardState {
             term = hardState.term
             votedFor = hardState.votedFor
-            commit = min(hardState.commit, UInt64(log.count))
+            commit = max(logOffset, min(hardState.commit, logOffset + UInt64(log.count)))
         }
-        // Entries up to `applied` reached the state machine before the restart.
-        self.applied = min(applied, commit)
+        // Entries up to `applied` reached the state machine before the restart; the
+        // compacted prefix always had.
+        self.applied = max(logOffset, min(applied, commit))
         lastHardState = HardState(term: term, votedFor: votedFor, commit: commit)
         refreshConfiguration()
         resetElection()
     }
 
-    /// Takes the newest configuration entry in the log, or the initial configuration.
+    /// Takes the newest configuration entry in the log, or the one in force at its start.
     mutating func refreshConfiguration() {
-        for entry in log.reversed() where entry.kind == .configuration {
-            if let decoded = RaftConfiguration(decoding: entry.data) {
-                configuration = decoded
-                configurationIndex = entry.index
-                return
-            }
+        (configuration, configurationIndex) = configuration(through: lastIndex)
+    }
+
+    /// The configuration in force at `index` (at or after `logOffset`).
+    func configuration(through index: UInt64) -> (RaftConfiguration, UInt64) {
+        for entry in log.reversed() where entry.index <= index && entry.kind == .configuration {
+            if let decoded = RaftConfiguration(decoding: entry.data) { return (decoded, entry.index) }
         }
-        configuration = initialConfiguration
-        configurationIndex = 0
+        return (baseConfiguration, baseConfigurationIndex)
+    }
+
+    /// Drops entries through `index` from memory. Only applied entries that were handed
+    /// out for persisting may go (the shell passes at most its applied index).
+    public mutating func compact(through index: UInt64) {
+        let limit = min(index, applied, unstableFrom.map { $0 - 1 } ?? lastIndex)
+        guard limit > logOffset else { return }
+        (baseConfiguration, baseConfigurationIndex) = configuration(through: limit)
+        offsetTerm = term(at: limit)
+        log.removeFirst(Int(limit - logOffset))
+        logOffset = limit
+    }
+
+    /// The entry at `index`, from memory or (compacted) from storage.
+    public func entry(at index: UInt64) -> RaftEntry? {
+        guard index >= 1, index <= lastIndex else { return nil }
+        if index > logOffset { return log[Int(index - logOffset - 1)] }
+        return storage?(index...index).first
+    }
+
+    /// Entries `lower...upper`, all held in memory or storage.
+    public func entries(_ lower: UInt64, _ upper: UInt64) -> [RaftEntry] {
+        guard lower <= upper else { return [] }
+        var result: [RaftEntry] = []
+        if lower <= logOffset {
+            let stored = storage?(lower...min(upper, logOffset)) ?? []
+            precondition(stored.count == Int(min(upper, logOffset) - lower + 1), "storage lacks compacted entries \(lower)...")
+            result = stored
+        }
+        let from = max(lower, logOffset + 1)
+        if from <= upper { result += log[Int(from - logOffset - 1)..<Int(upper - logOffset)] }
+        return result
     }
 
     /// Proposes one membership change; false unless this node leads, no transfer runs,
@@ -95,9 +149,14 @@ public struct Raft: Sendable {
         return true
     }
 
-    public var lastIndex: UInt64 { UInt64(log.count) }
-    var lastTerm: UInt64 { log.last?.term ?? 0 }
-    func term(at index: UInt64) -> UInt64 { index == 0 || index > lastIndex ? 0 : log[Int(index - 1)].term }
+    public var lastIndex: UInt64 { logOffset + UInt64(log.count) }
+    var lastTerm: UInt64 { log.last?.term ?? offsetTerm }
+    func term(at index: UInt64) -> UInt64 {
+        if index == 0 || index > lastIndex { return 0 }
+        if index > logOffset { return log[Int(index - logOffset - 1)].term }
+        if index == logOffset { return offsetTerm }
+        return entry(at: index)?.term ?? 0
+    }
     var quorum: Int { voters.count / 2 + 1 }
 
     mutating func resetElection() {

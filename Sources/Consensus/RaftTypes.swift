@@ -39,6 +39,12 @@ public struct RaftConfiguration: Equatable, Sendable {
         return bytes
     }
 
+    /// The configuration a configuration entry sets (nil for other entries).
+    public init?(decodingEntry entry: RaftEntry) {
+        guard entry.kind == .configuration else { return nil }
+        self.init(decoding: entry.data)
+    }
+
     init?(decoding bytes: [UInt8]) {
         guard bytes.count % 9 == 0 else { return nil }
         var voters: Set<UInt64> = [], learners: Set<UInt64> = []

@@ -38,6 +38,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private var outgoingRaft: [String: [ShardEnvelope]] = [:]
     private var outgoingFrames: [String: [PeerFrame]] = [:]
     private var lastRetentionMs: Int64 = 0
+    /// Log entries a replica keeps in memory beyond what it applied.
+    static let inMemoryEntries = 256
     /// What the admin API shows; refreshed a few times a second.
     let status = Mutex<[ShardStatus]>([])
     private var lastStatusMs: Int64 = 0
@@ -53,8 +55,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         self.send = send
         router = PublishRouter(context: context)
         let loaded = try store.load()
+        let reader = StoredEntryReader(store: store, logger: context.logger)
         for shard in context.localShards {
-            groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded[shard])
+            groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded[shard], reader: reader)
         }
         refreshStatus(now: MonotonicClock.nowMs())
     }
@@ -192,6 +195,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 router.applied(shard: shard, index: entry.index, term: entry.term, outcome: nil, settled: &settled, host: self)
             }
             groups[shard]!.raft.advance(ready)
+            // Applied entries leave memory (they stay on disk for lagging followers).
+            if groups[shard]!.raft.log.count > Self.inMemoryEntries * 2 {
+                groups[shard]!.raft.compact(through: groups[shard]!.raft.lastIndex - UInt64(Self.inMemoryEntries))
+            }
         }
         flushOutgoing()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
@@ -244,21 +251,24 @@ extension StoredRaftEntry {
 struct ShardGroup {
     var raft: Raft
 
-    init(shard: Int, context: ShardContext, loaded: LoadedReplica?) {
+    init(shard: Int, context: ShardContext, loaded: LoadedReplica?, reader: StoredEntryReader) {
         var config = RaftConfig()
         config.electionTicksMin = 10
         config.heartbeatTicks = 2
         config.entriesPerMessageMax = 1024
         config.bytesPerMessageMax = 1 << 20
         let voters = context.map.replicas[shard].compactMap { context.ids[$0] }
-        let log = (loaded?.entries ?? []).map {
-            RaftEntry(term: $0.term, index: $0.index, kind: RaftEntry.Kind(rawValue: $0.kind) ?? .normal, data: $0.data)
-        }
+        let log = (loaded?.entries ?? []).map(RaftEntry.init)
         let hard = loaded.map { HardState(term: $0.state.term, votedFor: $0.state.vote, commit: $0.state.commit) }
         let seed = StableHash.hash64(context.localName + "/\(shard)") ^ UInt64(bitPattern: WallClock.nowUs())
+        let compacted = loaded?.lastApplied.map { (index: $0.index, term: $0.term) }
+        let configuration = loaded?.configuration.flatMap { stored in
+            RaftConfiguration(decodingEntry: RaftEntry(stored)).map { (configuration: $0, index: stored.index) }
+        }
         raft = Raft(
             id: context.localId, voters: voters, config: config, seed: seed, hardState: hard, log: log,
-            applied: loaded?.state.applied ?? 0)
+            applied: loaded?.state.applied ?? 0, compacted: compacted, compactedConfiguration: configuration,
+            storage: { range in reader.read(shard: shard, range) })
     }
 }
 
@@ -271,4 +281,33 @@ struct ShardStatus: Sendable {
     var leader: String
     var commit: UInt64
     var lastIndex: UInt64
+}
+
+extension RaftEntry {
+    init(_ stored: StoredRaftEntry) {
+        self.init(term: stored.term, index: stored.index, kind: RaftEntry.Kind(rawValue: stored.kind) ?? .normal, data: stored.data)
+    }
+}
+
+/// Reads compacted Raft entries back from the store, for a follower that lags. Called
+/// only from Raft methods, which run on the replication thread.
+final class StoredEntryReader: @unchecked Sendable {  // guarded by: the replication thread
+    let store: ReplicatedStore
+    let logger: Logger
+
+    init(store: ReplicatedStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    func read(shard: Int, _ range: ClosedRange<UInt64>) -> [RaftEntry] {
+        do throws(StorageError) {
+            return try store.entries(shard: shard, from: range.lowerBound, through: range.upperBound).map(RaftEntry.init)
+        } catch {
+            // Sending a corrupt or missing entry would spread the damage; stop instead,
+            // and let the other replicas carry the shard.
+            logger.error("cannot read back the Raft log; stopping", ["shard": "\(shard)", "error": error.description])
+            fatalError("Raft log of shard \(shard) unreadable: \(error)")
+        }
+    }
 }

@@ -9,9 +9,20 @@ import Consensus
 public final class RaftSimulator {
     struct Node {
         var raft: Raft?
+        let disk = Disk()
+    }
+
+    /// What a node persisted: read back by its Raft for compacted entries, and on restart.
+    final class Disk: @unchecked Sendable {  // used on the simulator's thread only
         var hardState: HardState?
         var log: [RaftEntry] = []
+        var applied: UInt64 = 0
+        /// Entries read back by the node's Raft (compacted entries a follower needed).
+        var reads = 0
     }
+
+    /// Compacted entries read back from disks, over all nodes.
+    public var storageReads: Int { nodes.values.reduce(0) { $0 + $1.disk.reads } }
 
     struct InFlight {
         var time: UInt64
@@ -24,6 +35,9 @@ public final class RaftSimulator {
     public var loss = 0.0
     public var duplication = 0.0
     public var delayTicksMax: UInt64 = 3
+    /// Chance per processed Ready that a node compacts its in-memory log through its
+    /// applied index (and on restart, that it starts from a compacted log).
+    public var compaction = 0.0
     public var blocked: Set<Link> = []
     public private(set) var now: UInt64 = 0
     /// Violations found, described; empty means every check held.
@@ -49,7 +63,11 @@ public final class RaftSimulator {
         random = SeededRandom(seed: seed)
         initialVoters = (1...UInt64(count)).map { $0 }
         ids = (1...UInt64(count + spares)).map { $0 }
-        for id in ids { nodes[id] = Node(raft: Raft(id: id, voters: initialVoters, seed: seed &* 31 &+ id)) }
+        for id in ids {
+            var node = Node(raft: nil)
+            node.raft = Raft(id: id, voters: initialVoters, seed: seed &* 31 &+ id, storage: Self.reader(node.disk))
+            nodes[id] = node
+        }
     }
 
     /// Proposes a membership change through the leader; false when refused.
@@ -90,12 +108,35 @@ public final class RaftSimulator {
         process(id)
     }
 
-    /// Restarts from exactly what the node persisted.
+    /// Restarts from exactly what the node persisted — sometimes only the log's tail
+    /// after the applied index, as a shell that compacts would load it.
     public func restart(_ id: UInt64) {
         restarts += 1
-        let node = nodes[id]!
-        nodes[id]!.raft = Raft(
-            id: id, voters: initialVoters, seed: seed &* 7_919 &+ id &+ restarts, hardState: node.hardState, log: node.log)
+        let disk = nodes[id]!.disk
+        let seed = seed &* 7_919 &+ id &+ restarts
+        let cut = random.nextUnit() < compaction ? min(disk.applied, UInt64(disk.log.count)) : 0
+        if cut > 0 {
+            let prefix = disk.log[..<Int(cut)]
+            let configurationEntry = prefix.last { $0.kind == .configuration }
+            let configuration = configurationEntry.flatMap { entry in
+                RaftConfiguration(decodingEntry: entry).map { (configuration: $0, index: entry.index) }
+            }
+            nodes[id]!.raft = Raft(
+                id: id, voters: initialVoters, seed: seed, hardState: disk.hardState, log: Array(disk.log[Int(cut)...]),
+                applied: disk.applied, compacted: (cut, disk.log[Int(cut) - 1].term), compactedConfiguration: configuration,
+                storage: Self.reader(disk))
+        } else {
+            nodes[id]!.raft = Raft(
+                id: id, voters: initialVoters, seed: seed, hardState: disk.hardState, log: disk.log, applied: 0,
+                storage: Self.reader(disk))
+        }
+    }
+
+    static func reader(_ disk: Disk) -> @Sendable (ClosedRange<UInt64>) -> [RaftEntry] {
+        { range in
+            disk.reads += range.count
+            return Array(disk.log[Int(range.lowerBound - 1)..<Int(range.upperBound)])
+        }
     }
 
     public func partition(_ a: [UInt64], _ b: [UInt64]) {
@@ -129,12 +170,11 @@ public final class RaftSimulator {
         guard var raft = nodes[id]?.raft else { return }
         let ready = raft.ready()
         if ready.isEmpty { return }
-        if let hard = ready.hardState { nodes[id]!.hardState = hard }
+        let disk = nodes[id]!.disk
+        if let hard = ready.hardState { disk.hardState = hard }
         if let first = ready.entries.first {
-            var log = nodes[id]!.log
-            if first.index <= UInt64(log.count) { log.removeSubrange(Int(first.index - 1)...) }
-            log.append(contentsOf: ready.entries)
-            nodes[id]!.log = log
+            if first.index <= UInt64(disk.log.count) { disk.log.removeSubrange(Int(first.index - 1)...) }
+            disk.log.append(contentsOf: ready.entries)
         }
         for envelope in ready.messages {
             if blocked.contains(Link(from: Int(envelope.from), to: Int(envelope.to))) || random.nextUnit() < loss { continue }
@@ -150,6 +190,8 @@ public final class RaftSimulator {
             }
         }
         raft.advance(ready)
+        if let last = ready.committed.last { disk.applied = max(disk.applied, last.index) }
+        if compaction > 0 && random.nextUnit() < compaction { raft.compact(through: disk.applied) }
         nodes[id]!.raft = raft
     }
 
@@ -168,7 +210,7 @@ public final class RaftSimulator {
             }
             leaders[raft.term] = id
             for (index, entry) in applied where raft.term > appliedTerm[index]!
-                && (index <= raft.lastIndex ? raft.log[Int(index - 1)] != entry : true)
+                && raft.entry(at: index) != entry
             {
                 violations.append("leader \(id) of term \(raft.term) lacks committed \(entry) [seed \(seed)]")
             }
@@ -177,7 +219,7 @@ public final class RaftSimulator {
 
     /// Log matching (§5.3): logs that agree on an entry's term at an index agree before it.
     public func checkLogMatching() {
-        let logs = ids.compactMap { nodes[$0]?.raft?.log }
+        let logs = ids.compactMap { id in nodes[id]?.raft.map { $0.entries(1, $0.lastIndex) } }
         for a in logs {
             for b in logs {
                 let common = min(a.count, b.count)

@@ -39,7 +39,10 @@ final class RaftLogTables {
             """)
     }
 
-    /// Every replica's state and log. Fails on an entry whose checksum does not match.
+    /// Every replica's state and the part of its log after its applied index (the
+    /// applied prefix stays on disk, read back by `entries` when a follower needs it),
+    /// with the last applied entry and the newest configuration entry of the prefix.
+    /// Fails on an entry whose checksum does not match.
     func load() throws(StorageError) -> [Int: LoadedReplica] {
         var replicas: [Int: LoadedReplica] = [:]
         let states = try db.prepare("SELECT shard, term, vote, commit_index, applied FROM raft_state")
@@ -49,19 +52,52 @@ final class RaftLogTables {
                 term: UInt64(states.int64(1)), vote: vote, commit: UInt64(states.int64(3)), applied: UInt64(states.int64(4)))
             replicas[Int(states.int64(0))] = LoadedReplica(state: state, entries: [])
         }
-        let entries = try db.prepare("SELECT shard, idx, term, kind, crc, data FROM raft_log ORDER BY shard, idx")
-        while try entries.step() {
-            let shard = Int(entries.int64(0))
-            let entry = StoredRaftEntry(
-                term: UInt64(entries.int64(2)), index: UInt64(entries.int64(1)), kind: UInt8(entries.int64(3)),
-                data: Array(entries.blob(5)))
-            guard UInt32(truncatingIfNeeded: entries.int64(4)) == Self.checksum(shard: shard, entry) else {
-                throw .corruptRecord(channel: "raft log of shard \(shard)", offset: entry.index)
+        let configuration = try db.prepare(
+            "SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 AND kind=1 AND idx<=?2 ORDER BY idx DESC LIMIT 1")
+        for (shard, replica) in replicas {
+            var loaded = replica
+            let applied = replica.state.applied
+            loaded.entries = try entries(shard: shard, from: applied == 0 ? 1 : applied, through: UInt64(Int64.max))
+            if applied > 0 {
+                guard loaded.entries.first?.index == applied else {
+                    throw .corruptRecord(channel: "raft log of shard \(shard)", offset: applied)
+                }
+                loaded.lastApplied = loaded.entries.removeFirst()
             }
-            replicas[shard, default: LoadedReplica(state: StoredRaftState(term: 0, vote: nil, commit: 0, applied: 0), entries: [])]
-                .entries.append(entry)
+            configuration.bind(1, Int64(shard))
+            configuration.bind(2, Int64(applied))
+            loaded.configuration = try read(configuration, shard: shard).first
+            configuration.reset()
+            replicas[shard] = loaded
         }
         return replicas
+    }
+
+    private lazy var range: Statement? = try? db.prepare(
+        "SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 AND idx>=?2 AND idx<=?3 ORDER BY idx")
+
+    /// Entries `from...through` of `shard` that are stored, checksums verified.
+    func entries(shard: Int, from: UInt64, through: UInt64) throws(StorageError) -> [StoredRaftEntry] {
+        guard let range else { throw .closed }
+        defer { range.reset() }
+        range.bind(1, Int64(shard))
+        range.bind(2, Int64(from))
+        range.bind(3, Int64(min(through, UInt64(Int64.max))))
+        return try read(range, shard: shard)
+    }
+
+    private func read(_ statement: Statement, shard: Int) throws(StorageError) -> [StoredRaftEntry] {
+        var result: [StoredRaftEntry] = []
+        while try statement.step() {
+            let entry = StoredRaftEntry(
+                term: UInt64(statement.int64(2)), index: UInt64(statement.int64(1)), kind: UInt8(statement.int64(3)),
+                data: Array(statement.blob(5)))
+            guard UInt32(truncatingIfNeeded: statement.int64(4)) == Self.checksum(shard: shard, entry) else {
+                throw .corruptRecord(channel: "raft log of shard \(shard)", offset: entry.index)
+            }
+            result.append(entry)
+        }
+        return result
     }
 
     /// Inside an open transaction.

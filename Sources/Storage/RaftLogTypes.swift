@@ -44,8 +44,13 @@ public struct RaftPersist: Sendable {
     }
 }
 
-/// A replica's log and state as loaded at start.
+/// A replica's state and unapplied log as loaded at start.
 public struct LoadedReplica: Sendable {
     public var state: StoredRaftState
+    /// Entries after the applied index.
     public var entries: [StoredRaftEntry]
+    /// The entry at the applied index (nil when nothing was applied).
+    public var lastApplied: StoredRaftEntry?
+    /// The newest configuration entry at or before the applied index.
+    public var configuration: StoredRaftEntry?
 }

@@ -23,8 +23,13 @@ public final class ReplicatedStore {
         rollback = try db.prepare("ROLLBACK")
     }
 
-    /// Every replica's persisted state and log (verified against their checksums).
+    /// Every replica's persisted state and unapplied log (verified against their checksums).
     public func load() throws(StorageError) -> [Int: LoadedReplica] { try tables.load() }
+
+    /// Stored Raft entries of `shard`, `from...through` (checksums verified).
+    public func entries(shard: Int, from: UInt64, through: UInt64) throws(StorageError) -> [StoredRaftEntry] {
+        try tables.entries(shard: shard, from: from, through: through)
+    }
 
     public func channelBounds() -> [String: ChannelBounds] {
         writer.channels.mapValues { ChannelBounds(earliest: $0.earliest, head: $0.head) }

@@ -109,7 +109,19 @@ let raftSeeds: [UInt64] = {
     /// committed is never lost.
     @Test(arguments: raftSeeds)
     func safetyHoldsUnderFaults(_ seed: UInt64) {
+        faultRun(seed: seed, compaction: 0)
+    }
+
+    /// The same faults while nodes compact their in-memory logs at random and restart
+    /// from compacted logs: lagging followers are caught up from persisted entries.
+    @Test(arguments: raftSeeds)
+    func safetyHoldsUnderFaultsWithCompaction(_ seed: UInt64) {
+        faultRun(seed: seed, compaction: 0.3)
+    }
+
+    func faultRun(seed: UInt64, compaction: Double) {
         let simulator = RaftSimulator(seed: seed, voters: 5, spares: 1)
+        simulator.compaction = compaction
         simulator.loss = 0.1
         simulator.duplication = 0.05
         var random = SeededRandom(seed: seed ^ 0xFA17)
@@ -147,5 +159,6 @@ let raftSeeds: [UInt64] = {
         simulator.checkLogMatching()
         #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
         #expect(simulator.leader() != nil, "a leader after healing [seed \(seed)]")
+        if compaction > 0 { #expect(simulator.storageReads > 0, "compacted entries were needed [seed \(seed)]") }
     }
 }

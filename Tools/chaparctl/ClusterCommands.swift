@@ -7,14 +7,15 @@ import Transport
 /// the kernel, all in one directory that `cluster.json` describes.
 enum ClusterCommands {
     static let upUsage = """
-        USAGE: chaparctl cluster up --nodes N --dir DIR [--shards S] [--replicas R] [--chapard PATH]
+        USAGE: chaparctl cluster up --nodes N --dir DIR [--shards S] [--replicas R] [--loops L]
+                                   [--election-ms MS] [--chapard PATH]
 
         Starts N nodes on loopback (node-i on 127.0.1.i, zone z1..z3, ports chosen by the
         kernel) with a fresh cluster id and gossip keyring, writes DIR/cluster.json, and
         returns once every node sees every other alive — and, with --shards, once every
         shard has a leader. With --shards S the nodes run clustered: channels hash into S
         shards, each a Raft group on R nodes (default 3, at most N). Stop them with
-        `chaparctl cluster down --dir DIR`.
+        `chaparctl cluster down --dir DIR`. --loops and --election-ms are passed to every chapard.
         """
 
     static let downUsage = """
@@ -50,7 +51,7 @@ enum ClusterCommands {
 
     static func up(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(upUsage); return 0 }
-        try arguments.rejectUnknown(["nodes", "dir", "chapard", "shards", "replicas", "help"])
+        try arguments.rejectUnknown(["nodes", "dir", "chapard", "shards", "replicas", "loops", "election-ms", "help"])
         guard let count = try arguments.integer("nodes", in: 1...200), let dir = arguments.option("dir") else {
             throw CommandArguments.Failure("cluster up needs --nodes N and --dir DIR\n\n\(upUsage)")
         }
@@ -85,6 +86,9 @@ enum ClusterCommands {
             if let seed = nodes.first { flags += ["--seeds", seed.gossip] }
             if let shards {
                 flags += ["--shards", "\(shards)", "--replicas", "\(replicas)", "--bootstrap", bootstrap, "--peer", "\(host):0"]
+            }
+            for name in ["loops", "election-ms"] {
+                if let value = arguments.option(name) { flags += ["--\(name)", value] }
             }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: chapard)
