@@ -29,10 +29,7 @@ final class NatsCodec: TargetCodec {
     }
 
     func publish(_ channel: String, payload: UnsafeRawBufferPointer, correlation: UInt32, into buffer: inout [UInt8]) {
-        buffer.append(ascii: "PUB \(channel) \(payload.count)\r\n")
-        buffer.append(contentsOf: payload)
-        buffer.append(13)
-        buffer.append(10)
+        NatsMessage.appendPublish(channel, reply: nil, payload: payload, into: &buffer)
     }
 
     func flushMarker(publishes: Int) -> [UInt8]? {
@@ -46,16 +43,9 @@ final class NatsCodec: TargetCodec {
             while let end = findLineEnd(buffer, from: position) {
                 let line = UnsafeRawBufferPointer(rebasing: buffer[position..<end])
                 if line.starts(with: "MSG ".utf8) {
-                    // MSG <subject> <sid> [reply-to] <#bytes>
-                    var lastSpace = end - 1
-                    while lastSpace > position && buffer[lastSpace] != 32 { lastSpace -= 1 }
-                    guard let count = parseDecimal(buffer, (lastSpace + 1)..<end) else {
-                        throw CodecError(description: "malformed NATS MSG line")
-                    }
-                    let payloadStart = end + 2
-                    guard buffer.count >= payloadStart + count + 2 else { break }
-                    handle(.message(offset: nil, payload: UnsafeRawBufferPointer(rebasing: buffer[payloadStart..<(payloadStart + count)])))
-                    position = payloadStart + count + 2
+                    guard let message = try NatsMessage(buffer, line: position..<end) else { break }
+                    handle(.message(offset: nil, payload: UnsafeRawBufferPointer(rebasing: buffer[message.payload])))
+                    position = message.next
                     continue
                 }
                 if line.starts(with: "PING".utf8) {
@@ -79,5 +69,37 @@ final class NatsCodec: TargetCodec {
             }
             return position
         }
+    }
+}
+
+/// A NATS `MSG <subject> <sid> [reply-to] <#bytes>` line and where its payload lies.
+struct NatsMessage {
+    var subject: Range<Int>
+    var payload: Range<Int>
+    /// Where the next line starts.
+    var next: Int
+
+    /// `PUB <subject> [reply-to] <#bytes>`, the payload and CRLF.
+    static func appendPublish(_ subject: String, reply: String?, payload: UnsafeRawBufferPointer, into buffer: inout [UInt8]) {
+        buffer.append(ascii: "PUB \(subject) \(reply.map { $0 + " " } ?? "")\(payload.count)\r\n")
+        buffer.append(contentsOf: payload)
+        buffer.append(13)
+        buffer.append(10)
+    }
+
+    /// Nil while the payload has not fully arrived.
+    init?(_ buffer: UnsafeRawBufferPointer, line: Range<Int>) throws(CodecError) {
+        var lastSpace = line.upperBound - 1
+        while lastSpace > line.lowerBound && buffer[lastSpace] != 32 { lastSpace -= 1 }
+        var subjectEnd = line.lowerBound + 4
+        while subjectEnd < line.upperBound && buffer[subjectEnd] != 32 { subjectEnd += 1 }
+        guard let count = parseDecimal(buffer, (lastSpace + 1)..<line.upperBound) else {
+            throw CodecError(description: "malformed NATS MSG line")
+        }
+        let start = line.upperBound + 2
+        guard buffer.count >= start + count + 2 else { return nil }
+        subject = (line.lowerBound + 4)..<subjectEnd
+        payload = start..<(start + count)
+        next = start + count + 2
     }
 }

@@ -89,7 +89,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         publisher.inflight += 1
         publishers[index] = publisher
         if codec.supportsAcks {
-            if codec.hasOffsets { inflight.insert(correlation, publisher: index, sent: sentMicros) }
+            if codec.acksCarryCorrelation { inflight.insert(correlation, publisher: index, sent: sentMicros) }
             else { inflightOrdered.append((index, sentMicros)) }
         } else {
             unflushed[index, default: 0] += 1

@@ -34,6 +34,9 @@ protocol TargetCodec: AnyObject {
     var supportsHistory: Bool { get }
     /// Messages carry a target-assigned offset (ordering is checked per channel).
     var hasOffsets: Bool { get }
+    /// Acknowledgements name their publish's correlation (Chapar, JetStream) rather than
+    /// arriving in publish order (Redis).
+    var acksCarryCorrelation: Bool { get }
     func greeting() -> [UInt8]
     /// `from`: nil for live only, else the first offset wanted (only with history).
     func subscribe(_ channel: String, correlation: UInt32, from: UInt64?) -> [UInt8]
@@ -44,10 +47,16 @@ protocol TargetCodec: AnyObject {
     func consume(_ bytes: UnsafeRawBufferPointer, _ handle: (CodecEvent) -> Void) throws(CodecError)
 }
 
-/// The systems the simulator drives: `chapar://H:P[,H:P…]`, `nats://H:P`, `redis://H:P`.
+extension TargetCodec {
+    var acksCarryCorrelation: Bool { hasOffsets }
+}
+
+/// The systems the simulator drives: `chapar://H:P[,H:P…]`, `nats://H:P`, `redis://H:P`,
+/// and `jetstream://H:P[,H:P…]` (NATS JetStream: a file-backed stream with one replica per
+/// address given, at most 3, publishes acknowledged by the stream).
 public struct Target: Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
-        case chapar, nats, redis
+        case chapar, nats, redis, jetstream
     }
 
     public var kind: Kind
@@ -58,7 +67,7 @@ public struct Target: Equatable, Sendable, CustomStringConvertible {
     public init(parsing url: String) throws(CodecErrorPublic) {
         guard let separator = url.firstRange(of: "://") else { throw CodecErrorPublic(description: "target '\(url)' is not KIND://HOST:PORT") }
         guard let kind = Kind(rawValue: String(url[..<separator.lowerBound])) else {
-            throw CodecErrorPublic(description: "target kind in '\(url)' is not chapar, nats or redis")
+            throw CodecErrorPublic(description: "target kind in '\(url)' is not chapar, nats, redis or jetstream")
         }
         var addresses: [SocketAddress] = []
         for part in url[separator.upperBound...].split(separator: ",") {
@@ -67,7 +76,7 @@ public struct Target: Equatable, Sendable, CustomStringConvertible {
             }
         }
         guard !addresses.isEmpty else { throw CodecErrorPublic(description: "target '\(url)' names no address") }
-        if kind != .chapar && addresses.count > 1 {
+        if kind != .chapar && kind != .jetstream && addresses.count > 1 {
             throw CodecErrorPublic(description: "\(kind.rawValue) targets take one address")
         }
         self.kind = kind
@@ -81,6 +90,7 @@ public struct Target: Equatable, Sendable, CustomStringConvertible {
         case .chapar: ChaparCodec(token: token)
         case .nats: NatsCodec()
         case .redis: RedisCodec()
+        case .jetstream: JetStreamCodec(replicas: min(3, addresses.count))
         }
     }
 }

@@ -47,7 +47,33 @@ func events(_ codec: TargetCodec, _ bytes: [UInt8], cut: Int) throws -> [String]
         }
     }
 
+    /// The stream-create answer makes the connection ready; PubAcks in the inbox name their
+    /// publish; a JetStream error fails that publish; other subjects are deliveries.
+    @Test func jetStreamParsesAtEverySplit() throws {
+        let probe = JetStreamCodec(replicas: 3)
+        let greeting = String(decoding: probe.greeting(), as: UTF8.self)
+        #expect(greeting.contains("$JS.API.STREAM.CREATE.CHAPARLS \(probe.inbox).create"))
+        #expect(greeting.contains(#""num_replicas":3"#) && greeting.contains(#""storage":"file""#))
+        var publish: [UInt8] = []
+        Array("xy".utf8).withUnsafeBytes { probe.publish("ls.a", payload: $0, correlation: 7, into: &publish) }
+        #expect(String(decoding: publish, as: UTF8.self) == "PUB ls.a \(probe.inbox).7 2\r\nxy\r\n")
+        for cut in [0, 5, 40, 80, 120, 160, 200] {
+            let codec = JetStreamCodec(replicas: 3)
+            let inbox = codec.inbox
+            let created = #"{"type":"io.nats.jetstream.api.v1.stream_create_response","config":{}}"#
+            let ack = #"{"stream":"CHAPARLS","seq":1}"#
+            let refused = #"{"error":{"code":503,"description":"no responders"}}"#
+            let text = "INFO {}\r\nMSG \(inbox).create 1 \(created.utf8.count)\r\n\(created)\r\n"
+                + "MSG \(inbox).7 1 \(ack.utf8.count)\r\n\(ack)\r\nMSG ls.a 2 2\r\nhi\r\n"
+                + "MSG \(inbox).8 1 \(refused.utf8.count)\r\n\(refused)\r\n"
+            let stream = Array(text.utf8)
+            let got = try events(codec, stream, cut: min(cut, stream.count))
+            #expect(got == ["ready", "acked", "message hi", "failure JetStream: \(refused)"], "cut \(cut)")
+        }
+    }
+
     @Test func targetURLsAreChecked() throws {
+        #expect(try Target(parsing: "jetstream://127.0.0.1:1,127.0.0.2:2,127.0.0.3:3").kind == .jetstream)
         #expect(try Target(parsing: "chapar://127.0.0.1:1,127.0.0.2:2").addresses.count == 2)
         #expect(try Target(parsing: "nats://127.0.0.1:4222").kind == .nats)
         #expect(throws: CodecErrorPublic.self) { _ = try Target(parsing: "kafka://127.0.0.1:1") }

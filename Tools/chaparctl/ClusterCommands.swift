@@ -40,10 +40,13 @@ enum ClusterCommands {
         var gossip: String
         var admin: String
         var data: String
+        /// chapard's flags, but for --seeds (chosen at each start among the live nodes).
+        var args: [String]?
     }
 
     struct ClusterFile: Codable {
         var cluster_id: String
+        var chapard: String?
         var shards: Int?
         var replicas: Int?
         var nodes: [NodeEntry]
@@ -83,29 +86,18 @@ enum ClusterCommands {
             var flags = ["--data", data, "--listen", "\(host):0", "--gossip", "\(host):0", "--admin", "\(host):0",
                          "--node-id", "node-\(index)", "--zone", "z\((index - 1) % 3 + 1)", "--cluster-id", clusterId,
                          "--gossip-key-file", keyring]
-            if let seed = nodes.first { flags += ["--seeds", seed.gossip] }
             if let shards {
                 flags += ["--shards", "\(shards)", "--replicas", "\(replicas)", "--bootstrap", bootstrap, "--peer", "\(host):0"]
             }
             for name in ["loops", "election-ms"] {
                 if let value = arguments.option(name) { flags += ["--\(name)", value] }
             }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: chapard)
-            process.arguments = flags
-            _ = FileManager.default.createFile(atPath: data + "/chapard.log", contents: nil)
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: data + "/chapard.log"))
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let details = try await waitForDetails(data: data, process: process)
-            nodes.append(NodeEntry(
-                id: "node-\(index)", pid: process.processIdentifier, client: details["client"] ?? "", peer: details["peer"] ?? "",
-                gossip: details["gossip"] ?? "", admin: details["admin"] ?? "", data: data))
+            let entry = NodeEntry(id: "node-\(index)", pid: 0, client: "", peer: "", gossip: "", admin: "", data: data, args: flags)
+            nodes.append(try await launch(entry, chapard: chapard, seeds: nodes.map(\.gossip)))
         }
-        let file = ClusterFile(cluster_id: clusterId, shards: shards, replicas: shards == nil ? nil : replicas, nodes: nodes)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(file).write(to: URL(fileURLWithPath: dir + "/cluster.json"))
+        let file = ClusterFile(
+            cluster_id: clusterId, chapard: chapard, shards: shards, replicas: shards == nil ? nil : replicas, nodes: nodes)
+        try writeCluster(file, dir)
         // Done when every node sees every node alive.
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
@@ -125,6 +117,37 @@ enum ClusterCommands {
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         throw CommandArguments.Failure("the nodes did not all see each other alive within 60 s (logs in \(dir)/node-*/chapard.log)")
+    }
+
+    /// Starts one node from its entry's flags (joining through `seeds`, if any) and returns
+    /// the entry with its PID and bound addresses.
+    static func launch(_ node: NodeEntry, chapard: String, seeds: [String]) async throws -> NodeEntry {
+        try? FileManager.default.removeItem(atPath: node.data + "/chapard.json")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chapard)
+        let live = seeds.filter { !$0.isEmpty }
+        process.arguments = (node.args ?? []) + (live.isEmpty ? [] : ["--seeds", live.joined(separator: ",")])
+        let logPath = node.data + "/chapard.log"
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let details = try await waitForDetails(data: node.data, process: process)
+        var started = node
+        started.pid = process.processIdentifier
+        started.client = details["client"] ?? ""
+        started.peer = details["peer"] ?? ""
+        started.gossip = details["gossip"] ?? ""
+        started.admin = details["admin"] ?? ""
+        return started
+    }
+
+    static func writeCluster(_ file: ClusterFile, _ dir: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(file).write(to: URL(fileURLWithPath: dir + "/cluster.json"), options: .atomic)
     }
 
     static func waitForDetails(data: String, process: Process) async throws -> [String: String] {

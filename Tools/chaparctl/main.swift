@@ -14,6 +14,8 @@ let usage = """
       secret make a new token secret
       token  sign a token for a client (pub/sub --token)
       cluster up|down   start or stop a local cluster on loopback
+      cluster kill|restart   crash one node (SIGKILL) or start it again on its data
+      cluster drill     failover drill: kill shard leaders, time the first acknowledged publish
       members           the membership view of a node
       shards            shards of a clustered local cluster: replicas, leader, head, lag
       channel info NAME a channel's shard, replicas, leader and head
@@ -47,7 +49,10 @@ do {
         switch arguments.positionals.first {
         case "up": status = try await ClusterCommands.up(arguments)
         case "down": status = try await ClusterCommands.down(arguments)
-        default: fail("usage: chaparctl cluster up|down …", status: 2)
+        case "kill": status = try FailoverDrill.kill(arguments)
+        case "restart": status = try await FailoverDrill.restart(arguments)
+        case "drill": status = try await FailoverDrill.drill(arguments)
+        default: fail("usage: chaparctl cluster up|down|kill|restart|drill …", status: 2)
         }
     default: fail("unknown command '\(command)'\n\n\(usage)", status: 2)
     }
