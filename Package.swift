@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "LoadSimTests", dependencies: ["LoadSim", "ChaparCore"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Client", "Wire", "Transport", "chapard", "chaparctl", "chapar-loadsim"],
+            dependencies: ["ChaparCore", "Client", "Wire", "Transport", "chapard", "chaparctl", "chapar-loadsim"],
             swiftSettings: strict),
     ]
 )

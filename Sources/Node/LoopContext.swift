@@ -75,10 +75,13 @@ final class LoopContext {  // guarded by: loop thread
         // Register with the feed BEFORE reading the store's bounds: every commit is then
         // either in the store already or certain to be announced to this loop.
         let local = channels[request.channel] ?? {
-            let created = LocalChannel(name: request.channel, feed: shared.feeds.subscribe(request.channel, loop: index))
+            let created = LocalChannel(
+                name: request.channel, feed: shared.feeds.subscribe(request.channel, loop: index),
+                isEdge: shared.isEdge(request.channel))
             channels[request.channel] = created
             return created
         }()
+        if local.isEdge { return subscribeAtEdge(session, request, local, correlation: correlation) }
         let bounds: ChannelBounds
         do { bounds = try reader.bounds(request.channel) } catch {
             if local.subscriptions.isEmpty { release(local) }
@@ -125,6 +128,7 @@ final class LoopContext {  // guarded by: loop thread
         let connection = subscription.session.connection
         let local = subscription.channel
         let outboundMax = shared.config.outboundBytesMax
+        guard !subscription.awaitingBounds else { return }
         while subscription.cursor <= local.head && !connection.isClosed {
             if connection.outboundBytes >= outboundMax {
                     connection.notifyWhenOutboundBelow(outboundMax / 2)
@@ -136,6 +140,7 @@ final class LoopContext {  // guarded by: loop thread
                 subscription.cursor = last + 1
                 continue
             }
+            if local.isEdge { return fetchAtEdge(subscription) }
             let records: [StoredRecord]
             do {
                 records = try reader.read(
@@ -148,6 +153,87 @@ final class LoopContext {  // guarded by: loop thread
             let chunk = EncodedChunk(channel: local.name, records: records)
             connection.send(OutboundSlice(chunk.bytes))
             subscription.cursor = last.offset + 1
+        }
+    }
+
+    // MARK: Edge channels (relayed from a replica on another node)
+
+    private func subscribeAtEdge(_ session: Session, _ request: Subscribe, _ local: LocalChannel, correlation: UInt32) {
+        guard let edge = shared.edge else { return }
+        let subscription = Subscription(session: session, channel: local, cursor: 0)
+        subscription.awaitingBounds = true
+        local.subscriptions[ObjectIdentifier(subscription)] = subscription
+        session.subscriptions[request.channel] = subscription
+        let loop = self.loop
+        let box = LoopContextBox(self)
+        let bound = LoopBound(subscription)
+        _ = edge.loop.execute {
+            edge.subscribe(request.channel) { result in
+                _ = loop.execute { box.context.edgeBounds(bound.value, request, result, correlation: correlation) }
+            }
+        }
+    }
+
+    private func edgeBounds(
+        _ subscription: Subscription, _ request: Subscribe, _ result: Result<(earliest: UInt64, head: UInt64), ErrorReply>,
+        correlation: UInt32
+    ) {
+        let session = subscription.session
+        guard session.subscriptions[request.channel] === subscription else { return }  // unsubscribed or closed meanwhile
+        let local = subscription.channel
+        switch result {
+        case .failure(let error):
+            session.subscriptions[request.channel] = nil
+            detach(subscription)
+            session.reject(ErrorCode(rawValue: error.code) ?? .storageFailure, error.message, correlation: correlation)
+        case .success(let bounds):
+            local.head = max(local.head, bounds.head, local.feed.head)
+            switch request.from {
+            case .earliest: subscription.cursor = bounds.earliest
+            case .latest: subscription.cursor = local.head + 1
+            case .offset(let offset): subscription.cursor = max(offset, bounds.earliest)
+            }
+            subscription.awaitingBounds = false
+            session.send(.subscribed(Subscribed(channel: request.channel, nextOffset: subscription.cursor, head: local.head)),
+                         correlation: correlation)
+            pump(subscription)
+        }
+    }
+
+    /// History the feed no longer (or not yet) holds, a batch at a time from a replica.
+    private func fetchAtEdge(_ subscription: Subscription) {
+        guard let edge = shared.edge, !subscription.fetching else { return }
+        subscription.fetching = true
+        let channel = subscription.channel.name
+        let from = subscription.cursor
+        let loop = self.loop
+        let box = LoopContextBox(self)
+        let bound = LoopBound(subscription)
+        _ = edge.loop.execute {
+            edge.fetch(channel, from: from) { result in
+                _ = loop.execute { box.context.edgeFetched(bound.value, from: from, result) }
+            }
+        }
+    }
+
+    private func edgeFetched(_ subscription: Subscription, from: UInt64, _ result: Result<Batch, ErrorReply>) {
+        subscription.fetching = false
+        let session = subscription.session
+        let local = subscription.channel
+        guard session.subscriptions[local.name] === subscription, subscription.cursor == from else { return }
+        switch result {
+        case .failure(let error):
+            shared.logger.warn("edge fetch failed; retrying", ["channel": local.name, "error": error.message])
+            loop.schedule(afterMs: 200) { [weak self] in
+                if subscription.session.subscriptions[local.name] === subscription { self?.pump(subscription) }
+            }
+        case .success(let batch):
+            local.head = max(local.head, batch.head)
+            guard let last = batch.records.last else { return }  // not yet there: the feed will announce it
+            let records = batch.records.map { StoredRecord(offset: $0.offset, timestamp: $0.timestamp, payload: $0.payload) }
+            subscription.session.connection.send(OutboundSlice(EncodedChunk(channel: local.name, records: records).bytes))
+            subscription.cursor = last.offset + 1
+            pump(subscription)
         }
     }
 
@@ -167,6 +253,23 @@ final class LoopContext {  // guarded by: loop thread
     // MARK: Fetch
 
     func fetch(_ session: Session, _ request: Fetch, correlation: UInt32) {
+        if shared.isEdge(request.channel), let edge = shared.edge {
+            let loop = self.loop
+            let bound = LoopBound(session)
+            _ = edge.loop.execute {
+                edge.fetch(request.channel, from: request.from, messagesMax: request.maxMessages) { result in
+                    _ = loop.execute {
+                        let session = bound.value
+                        switch result {
+                        case .success(let batch): session.send(.batch(batch), correlation: correlation)
+                        case .failure(let error):
+                            session.reject(ErrorCode(rawValue: error.code) ?? .storageFailure, error.message, correlation: correlation)
+                        }
+                    }
+                }
+            }
+            return
+        }
         // The whole BATCH must fit one frame: leave room for its headers.
         let budget = min(Int(request.maxBytes), Limits.payloadBytesMax)
         do {

@@ -13,11 +13,23 @@ final class NodeShared: Sendable {
     let committer: any PublishSink
     /// Set when clients must present a token.
     let tokenSecret: TokenSecret?
+    /// Clustered nodes: relays channels whose shard has no replica here.
+    let edge: EdgeRelay?
+    /// Clustered nodes: the shards this node holds a replica of.
+    let localShards: Set<Int>
+    let shardOf: @Sendable (String) -> Int
+
+    /// True for a channel this node serves by relay from another node.
+    func isEdge(_ channel: String) -> Bool { edge != nil && !localShards.contains(shardOf(channel)) }
 
     init(
         config: NodeConfig, logger: Logger, directory: DataDirectory, feeds: FeedRegistry,
-        committer: any PublishSink, tokenSecret: TokenSecret?
+        committer: any PublishSink, tokenSecret: TokenSecret?, edge: EdgeRelay? = nil, localShards: Set<Int> = [],
+        shardOf: @escaping @Sendable (String) -> Int = { _ in 0 }
     ) {
+        self.edge = edge
+        self.localShards = localShards
+        self.shardOf = shardOf
         self.tokenSecret = tokenSecret
         self.config = config
         self.logger = logger

@@ -77,9 +77,10 @@ final class PublishRouter {  // guarded by: the replication thread
             }
             leaderNode = group.raft.leader.flatMap { context.names[$0] }
         } else {
-            // Not a replica: the last leader we heard of, else any connected replica (which
-            // answers with a hint).
-            leaderNode = leaderHints[shard] ?? context.map.replicas[shard].first { context.isConnected($0) }
+            // Not a replica: the last leader we heard of while it is reachable, else any
+            // connected replica (which answers with a hint).
+            leaderNode = leaderHints[shard].flatMap { context.isConnected($0) ? $0 : nil }
+                ?? context.map.replicas[shard].first { context.isConnected($0) }
         }
         switch origin {
         case .remote(let node, let request):
@@ -177,12 +178,13 @@ final class PublishRouter {  // guarded by: the replication thread
 
     func resolve(request: UInt64, _ result: ForwardResult, host: ShardHost, now: Int64) {
         guard let item = forwarded.removeValue(forKey: request) else { return }
-        if case .notStored(_, let leader) = result, !leader.isEmpty, leader != item.node {
+        if case .notStored(_, let leader) = result, !leader.isEmpty, leader != item.node, context.isConnected(leader) {
             leaderHints[item.shard] = leader
             return route(item.input, .local(item.ticket), attempts: item.attempts, host: host, now: now)
         }
-        if case .notStored(_, let leader) = result, leader.isEmpty, item.attempts < Self.attemptsMax {
-            // The replica knows no leader either: wait for the election here.
+        if case .notStored = result, item.attempts < Self.attemptsMax {
+            // Definitely not stored (no leader there, or its term ended first): try again,
+            // a bounded number of times, once a leader is known.
             leaderHints[item.shard] = nil
             waiting.append(Waiting(input: item.input, ticket: item.ticket, attempts: item.attempts, deadline: now + context.noLeaderWaitMs))
             return

@@ -77,9 +77,24 @@ public final class RelayNode: Sendable {
                 throw NodeConfig.Problem.invalid(field: "token-secret-file", reason: error.description)
             }
         }
+        var edgeRelay: EdgeRelay?
+        if let shardContext {
+            let secret = tokenSecret
+            edgeRelay = group.sync(on: 0) {
+                let relay = EdgeRelay(loop: group.loops[0], context: shardContext, feeds: feeds) {
+                    // Relays present a token of their own when clients must (any node holds the secret).
+                    let name = String(config.nodeId.filter { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.@".contains($0)) }.prefix(50))
+                    let token = AccessToken(subject: "relay." + name, expiresAt: WallClock.nowMs() / 1000 + 3600)
+                    return secret.map { Array(token.signed(with: $0).utf8) }
+                }
+                relay.announce = { feed, mask in Self.announce(feed, mask: mask, mailboxes: mailboxes) }
+                return relay
+            }
+        }
         let shared = NodeShared(
             config: config, logger: logger, directory: directory, feeds: feeds, committer: sink,
-            tokenSecret: tokenSecret)
+            tokenSecret: tokenSecret, edge: edgeRelay, localShards: Set(shardContext?.localShards ?? []),
+            shardOf: { [shardContext] channel in shardContext?.shard(of: channel) ?? 0 })
         var contexts: [LoopContextBox] = []
         for loop in group.loops {
             let box = group.sync(on: loop.index) { () -> Result<LoopContextBox, StorageError> in
@@ -120,6 +135,7 @@ public final class RelayNode: Sendable {
             _ = try result.get()
         }
         let boundAdmin = group.sync(on: 0) { cluster.admin?.address?.description ?? "" }
+        let edge = edgeRelay
         if let shardContext, let shardHost {
             let keyring = try GossipService.loadKeyring(config)
             let peerAddress = try SocketAddress(parsing: config.sharding.peer)
@@ -140,7 +156,16 @@ public final class RelayNode: Sendable {
                     links.links = peerLinks
                     links.loop = group.loops[0]
                     cluster.admin?.shards = { shardHost.status.withLock { $0 } }
-                    cluster.admin?.channel = { name in Self.channelInfo(name, context: shardContext, host: shardHost, directory: directory) }
+                    edge?.addresses = {
+                        var addresses: [String: String] = [:]
+                        for member in cluster.gossip?.machine.view ?? [] where member.status <= .suspect && !member.info.client.isEmpty {
+                            addresses[member.id] = member.info.client
+                        }
+                        return addresses
+                    }
+                    cluster.admin?.channel = { name in
+                        Self.channelInfo(name, context: shardContext, host: shardHost, directory: directory, relayFrom: edge?.relayed[name])
+                    }
                     return .success(true)
                 } catch { return .failure(ErrorBox(description: "\(error)")) }
             }
@@ -193,6 +218,7 @@ public final class RelayNode: Sendable {
                 notify[loop, default: []].append(feed)
             }
         }
+        // (Edge feeds announce themselves through `announce`.)
         var outcomes: [Int: [(PublishTicket, AppendOutcome)]] = [:]
         for (ticket, outcome) in report.outcomes { outcomes[ticket.loop, default: []].append((ticket, outcome)) }
         for loop in Set(notify.keys).union(outcomes.keys) {
@@ -203,6 +229,16 @@ public final class RelayNode: Sendable {
         }
     }
 
+    /// Tells the loops in `mask` that `feed` advanced.
+    static func announce(_ feed: ChannelFeed, mask: UInt64, mailboxes: MailboxTable) {
+        var mask = mask
+        while mask != 0 {
+            let loop = mask.trailingZeroBitCount
+            mask &= mask - 1
+            mailboxes[loop].post(feed: feed)
+        }
+    }
+
     /// Stops gracefully: stop accepting and reading, commit and acknowledge everything
     /// already received, say goodbye to every client, then stop the threads.
     public func shutdown() {
@@ -210,10 +246,11 @@ public final class RelayNode: Sendable {
         group.sync(on: 0) { [listener] in listener.listener.close() }
         group.sync(on: 0) { [cluster] in cluster.gossip?.leave() }
         if cluster.hasGossip { usleep(300_000) }  // a few gossip rounds carry the leave
-        group.sync(on: 0) { [cluster, links] in
+        group.sync(on: 0) { [cluster, links, shared] in
             cluster.gossip?.close()
             cluster.admin?.close()
             links.links?.close()
+            shared.edge?.close()
         }
         for box in contexts { group.sync(on: box.context.loop.index) { box.context.quiesce() } }
         shared.committer.stop()
@@ -238,7 +275,9 @@ public final class RelayNode: Sendable {
 extension RelayNode {
     /// `GET /v1/channels/NAME`: the channel's shard, replicas and leader as this node sees
     /// them, and this node's copy (head, earliest; a follower's head may trail the leader's).
-    static func channelInfo(_ name: String, context: ShardContext, host: ShardHost, directory: DataDirectory) -> JSONValue {
+    static func channelInfo(
+        _ name: String, context: ShardContext, host: ShardHost, directory: DataDirectory, relayFrom: String?
+    ) -> JSONValue {
         let shard = context.shard(of: name)
         let row = host.status.withLock { rows in rows.first { $0.shard == shard } }
         var bounds: ChannelBounds?
@@ -253,6 +292,7 @@ extension RelayNode {
         fields["node"] = .string(context.localName)
         fields["head"] = .number(Double(bounds?.head ?? 0))
         fields["earliest"] = .number(Double(bounds?.earliest ?? 1))
+        if row == nil { fields["relay_from"] = .string(relayFrom ?? "") }
         return .object(fields)
     }
 }

@@ -2,14 +2,17 @@
 final class LocalChannel {  // guarded by: loop thread
     let name: String
     let feed: ChannelFeed
+    /// Relayed from a replica on another node (this node holds no replica of its shard).
+    let isEdge: Bool
     /// The highest committed offset this loop knows of: from the store when the first
     /// subscription began, then from feed notifications.
     var head: UInt64 = 0
     var subscriptions: [ObjectIdentifier: Subscription] = [:]
 
-    init(name: String, feed: ChannelFeed) {
+    init(name: String, feed: ChannelFeed, isEdge: Bool) {
         self.name = name
         self.feed = feed
+        self.isEdge = isEdge
     }
 }
 
@@ -23,6 +26,10 @@ final class Subscription {  // guarded by: loop thread
     unowned let session: Session
     let channel: LocalChannel
     var cursor: UInt64
+    /// Edge channels: the replica's bounds are on their way (nothing is sent before).
+    var awaitingBounds = false
+    /// Edge channels: a batch of history is being fetched from a replica.
+    var fetching = false
 
     init(session: Session, channel: LocalChannel, cursor: UInt64) {
         self.session = session

@@ -1,25 +1,28 @@
+import ChaparCore
 import Client
 import Foundation
 import Testing
 import Transport
 
-/// Three clustered chapard processes on loopback (each its own 127.0.0.x), sharing a
-/// keyring and a bootstrap list; every shard is replicated on all three.
+/// Clustered chapard processes on loopback (each its own 127.0.0.x), sharing a keyring
+/// and a bootstrap list; with 3 nodes and 3 replicas every node holds every shard.
 final class ShardedCluster {
     let nodes: [NodeProcess]
-    let names = ["n1", "n2", "n3"]
+    let names: [String]
     let keyring: String
 
-    init(shards: Int) throws {
+    init(shards: Int, nodes count: Int = 3, replicas: Int = 3) throws {
         let keyring = FileManager.default.temporaryDirectory.path + "/chapar-keyring-\(UInt32.random(in: 0...UInt32.max))"
         self.keyring = keyring
         try Data("1 \(String(repeating: "cd", count: 32))\n".utf8).write(to: URL(fileURLWithPath: keyring))
-        let bootstrap = "n1@z1,n2@z2,n3@z3"
-        nodes = ["n1", "n2", "n3"].map { name in
+        let names = (1...count).map { "n\($0)" }
+        self.names = names
+        let bootstrap = names.enumerated().map { "\($1)@z\($0 % 3 + 1)" }.joined(separator: ",")
+        nodes = names.map { name in
             let host = LoopbackAddresses.take()
             return NodeProcess(extraArguments: [
                 "--node-id", name, "--gossip", "\(host):0", "--admin", "\(host):0", "--peer", "\(host):0",
-                "--gossip-key-file", keyring, "--cluster-id", "e2e-shards", "--shards", "\(shards)", "--replicas", "3",
+                "--gossip-key-file", keyring, "--cluster-id", "e2e-shards", "--shards", "\(shards)", "--replicas", "\(replicas)",
                 "--bootstrap", bootstrap, "--election-ms", "500",
             ], host: host)
         }
@@ -54,10 +57,15 @@ final class ShardedCluster {
     }
 
     func channelHead(_ index: Int, _ channel: String) -> Int {
+        (channelInfo(index, channel)["head"] as? NSNumber)?.intValue ?? -1
+    }
+
+    /// `GET /v1/channels/NAME` on node `index`.
+    func channelInfo(_ index: Int, _ channel: String) -> [String: Any] {
         guard let (status, body) = try? httpGet(admin(index), "/v1/channels/\(channel)"), status == 200,
               let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
-        else { return -1 }
-        return (object["head"] as? NSNumber)?.intValue ?? -1
+        else { return [:] }
+        return object
     }
 
     func cleanUp() {
@@ -169,5 +177,81 @@ extension NodeProcess {
             }
         }
         #expect(rows.allSatisfy { ($0["replicas"] as? [String])?.count == 3 })
+    }
+
+    /// Four nodes, three replicas per shard: a node holding no replica of a channel's shard
+    /// relays it — one upstream subscription however many local subscribers — serving
+    /// history and live messages in order; when the replica it relays from is killed, it
+    /// resumes from another without a gap or a duplicate.
+    @Test func edgeNodeRelaysAndFailsOver() async throws {
+        let cluster = try ShardedCluster(shards: 8, nodes: 4, replicas: 3)
+        defer { cluster.cleanUp() }
+        try await cluster.start(shards: 8)
+        let edge = 3
+        let channel = try #require((0..<64).map { "edge-\($0)" }.first { cluster.channelInfo(edge, $0)["role"] as? String == "none" })
+        let replicas = cluster.channelInfo(edge, channel)["replicas"] as? [String] ?? []
+        #expect(replicas.count == 3 && !replicas.contains(cluster.names[edge]))
+
+        func client(_ index: Int) async throws -> ChaparClient {
+            try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[index].address), clientName: "e2e")
+        }
+        let first = try await client(0)
+        defer { first.close() }
+        for value in 1...40 { _ = try await first.publish(channel, Array("m\(value)".utf8)) }
+
+        // Three subscribers on the edge: two from the start (history), one from now on.
+        let readers = [try await client(edge), try await client(edge), try await client(edge)]
+        defer { for reader in readers { reader.close() } }
+        let historyA = try await readers[0].subscribe(channel, from: .earliest)
+        let historyB = try await readers[1].subscribe(channel, from: .offset(1))
+        // From the offset after the last acknowledged one: `latest` at a follower is its own
+        // applied head, which may trail the leader's by the replication delay.
+        let live = try await readers[2].subscribe(channel, from: .offset(41))
+        let upstream = try #require(cluster.channelInfo(edge, channel)["relay_from"] as? String)
+        let upstreamIndex = try #require(cluster.names.firstIndex(of: upstream))
+        #expect(replicas.contains(upstream))
+
+        for value in 41...60 { _ = try await first.publish(channel, Array("m\(value)".utf8)) }
+        cluster.nodes[upstreamIndex].kill9()
+        // Publish through a survivor (the edge itself forwards to the shard's leader).
+        let viaEdge = try await client(edge)
+        defer { viaEdge.close() }
+        var value = 61
+        let deadline = Date().addingTimeInterval(60)
+        while value <= 100 {
+            try #require(Date() < deadline, "publishing through the edge did not resume within 60 s")
+            do {
+                _ = try await viaEdge.publish(channel, Array("m\(value)".utf8), producer: ProducerStamp(id: 77, sequence: UInt64(value - 60)))
+                value += 1
+            } catch {
+                try await Task.sleep(nanoseconds: 50_000_000)  // leaderless for an election: retry the same stamp
+            }
+        }
+
+        /// Reads `count` messages; a watchdog closes the connection after 30 s, ending the stream.
+        func read(_ stream: SubscriptionStream, count: Int, of client: ChaparClient) async throws -> [String] {
+            let watchdog = Task {
+                try await Task.sleep(nanoseconds: 30_000_000_000)
+                client.close()
+            }
+            defer { watchdog.cancel() }
+            var seen: [String] = []
+            do {
+                for try await message in stream {
+                    seen.append("\(message.offset):\(String(decoding: message.payload, as: UTF8.self))")
+                    if seen.count == count { break }
+                }
+            } catch {}
+            return seen
+        }
+        let expectedAll = (1...100).map { "\($0):m\($0)" }
+        let seenA = try await read(historyA, count: 100, of: readers[0])
+        #expect(seenA == expectedAll, "\(seenA.count) read; first differing: \(zip(seenA, expectedAll).first { $0 != $1 }.map { "\($0)" } ?? "none")")
+        let seenB = try await read(historyB, count: 100, of: readers[1])
+        #expect(seenB == expectedAll, "\(seenB.count) read; first differing: \(zip(seenB, expectedAll).first { $0 != $1 }.map { "\($0)" } ?? "none")")
+        let liveSeen = try await read(live, count: 60, of: readers[2])
+        #expect(liveSeen == Array(expectedAll[40...]), "\(liveSeen.prefix(5)) … \(liveSeen.suffix(3))")
+        let after = cluster.channelInfo(edge, channel)["relay_from"] as? String
+        #expect(after != nil && after != upstream && replicas.contains(after ?? ""))
     }
 }
