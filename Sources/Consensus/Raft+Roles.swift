@@ -31,6 +31,9 @@ extension Raft {
         leader = newLeader
         votes = []
         transferTarget = nil
+        // Reads that were not confirmed are dropped: the caller retries with the new leader.
+        pendingReads = []
+        readAcks = [:]
         resetElection()
     }
 
@@ -136,6 +139,8 @@ extension Raft {
     public mutating func ready() -> RaftReady {
         let hard = HardState(term: term, votedFor: votedFor, commit: commit)
         var ready = RaftReady(hardState: hard != lastHardState ? hard : nil, entries: [], messages: outbox, committed: [])
+        ready.reads = confirmedReads
+        confirmedReads = []
         if let from = unstableFrom, from <= lastIndex { ready.entries = Array(log[Int(from - logOffset - 1)...]) }
         if commit > applied { ready.committed = Array(log[Int(applied - logOffset)..<Int(commit - logOffset)]) }
         outbox = []

@@ -44,6 +44,11 @@ public struct Raft: Sendable {
     /// A leadership transfer in progress: the target, and ticks left before giving up.
     public internal(set) var transferTarget: UInt64?
     var transferTicksLeft = 0
+    /// Read-index requests waiting for a quorum to confirm this node still leads.
+    var pendingReads: [(context: UInt64, index: UInt64, round: UInt64)] = []
+    var readRound: UInt64 = 0
+    var readAcks: [UInt64: UInt64] = [:]
+    var confirmedReads: [ReadState] = []
     // Pending output, drained by ready().
     var outbox: [RaftEnvelope] = []
     var unstableFrom: UInt64?
@@ -180,6 +185,10 @@ public struct Raft: Sendable {
             if heartbeatElapsed >= config.heartbeatTicks {
                 heartbeatElapsed = 0
                 for peer in replicationTargets { sendAppend(to: peer) }
+                // Confirmations may be lost: ask again, for the newest round (it covers the older).
+                if !pendingReads.isEmpty {
+                    for peer in voters where peer != id { send(.readConfirm(term: term, round: readRound), to: peer) }
+                }
             }
             return
         }
@@ -213,6 +222,35 @@ public struct Raft: Sendable {
         transferTarget = target
         transferTicksLeft = config.electionTicksMin
         if matchIndex[target] == lastIndex { send(.timeoutNow(term: term), to: target) } else { sendAppend(to: target) }
+    }
+
+    /// Read index (Raft thesis §6.4), the rule for reading the committed head without a
+    /// log write: the leader notes its commit index, confirms with a quorum that it still
+    /// leads (a round of `readConfirm` sent after the request), and then hands out
+    /// `ReadState(context, index)`; the reader waits until `index` is applied. False when
+    /// this node cannot serve it: not the leader, or no entry of its term committed yet
+    /// (its commit index might trail what earlier leaders committed).
+    public mutating func readIndex(context: UInt64) -> Bool {
+        guard role == .leader, term(at: commit) == term else { return false }
+        if voters.count == 1 {
+            confirmedReads.append(ReadState(context: context, index: commit))
+            return true
+        }
+        readRound += 1
+        pendingReads.append((context, commit, readRound))
+        for peer in voters where peer != id { send(.readConfirm(term: term, round: readRound), to: peer) }
+        return true
+    }
+
+    mutating func confirmReads(from peer: UInt64, round: UInt64) {
+        readAcks[peer] = max(readAcks[peer] ?? 0, round)
+        // A read is confirmed when a quorum (counting us) acknowledged a round at or after its own.
+        while let first = pendingReads.first {
+            let acks = voters.filter { $0 == id || (readAcks[$0] ?? 0) >= first.round }.count
+            guard acks >= quorum else { break }
+            confirmedReads.append(ReadState(context: first.context, index: first.index))
+            pendingReads.removeFirst()
+        }
     }
 
     public mutating func step(_ envelope: RaftEnvelope) {
@@ -267,6 +305,14 @@ public struct Raft: Sendable {
             handleAppend(from: from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, leaderCommit: leaderCommit)
         case .timeoutNow:
             if from == leader { startElection() }
+        case .readConfirm(_, let round):
+            // Same term: the sender leads it. Hearing from the leader also resets our timer.
+            leader = from
+            resetElection()
+            send(.readConfirmResponse(term: term, round: round), to: from)
+        case .readConfirmResponse(_, let round):
+            guard role == .leader else { return }
+            confirmReads(from: from, round: round)
         case .appendResponse(_, let success, let match):
             guard role == .leader else { return }
             if success {

@@ -9,7 +9,8 @@ public enum RaftCodec {
     public static let entriesPerMessageMax = 4096
 
     enum Tag: UInt8 {
-        case preVote = 1, preVoteResponse, requestVote, voteResponse, append, appendResponse, timeoutNow
+        case preVote = 1, preVoteResponse, requestVote, voteResponse, append, appendResponse, timeoutNow, readConfirm,
+             readConfirmResponse
     }
 
     public static func encode(_ envelope: RaftEnvelope, into writer: inout ByteWriter) {
@@ -39,6 +40,10 @@ public enum RaftCodec {
             writer.write(match)
         case .timeoutNow(let term):
             writer.write(Tag.timeoutNow.rawValue); writer.write(term)
+        case .readConfirm(let term, let round):
+            writer.write(Tag.readConfirm.rawValue); writer.write(term); writer.write(round)
+        case .readConfirmResponse(let term, let round):
+            writer.write(Tag.readConfirmResponse.rawValue); writer.write(term); writer.write(round)
         }
     }
 
@@ -82,6 +87,10 @@ public enum RaftCodec {
             message = .appendResponse(term: term, success: try readFlag(&reader, "success"), match: try reader.readUInt64("match"))
         case .timeoutNow:
             message = .timeoutNow(term: term)
+        case .readConfirm:
+            message = .readConfirm(term: term, round: try reader.readUInt64("round"))
+        case .readConfirmResponse:
+            message = .readConfirmResponse(term: term, round: try reader.readUInt64("round"))
         }
         return RaftEnvelope(from: from, to: to, message: message)
     }

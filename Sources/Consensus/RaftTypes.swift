@@ -85,12 +85,16 @@ public enum RaftMessage: Equatable, Sendable {
     /// Leadership transfer (Raft thesis §3.10): the leader tells a caught-up follower to
     /// start an election now, without waiting for its timeout or a pre-vote.
     case timeoutNow(term: UInt64)
+    /// Read index (Raft thesis §6.4): "do you still follow me?" for reads started at or
+    /// before `round`; answered with the same round.
+    case readConfirm(term: UInt64, round: UInt64)
+    case readConfirmResponse(term: UInt64, round: UInt64)
 
     public var term: UInt64 {
         switch self {
         case .preVote(let term, _, _), .preVoteResponse(let term, _), .requestVote(let term, _, _),
              .voteResponse(let term, _), .append(let term, _, _, _, _), .appendResponse(let term, _, _),
-             .timeoutNow(let term):
+             .timeoutNow(let term), .readConfirm(let term, _), .readConfirmResponse(let term, _):
             term
         }
     }
@@ -132,8 +136,22 @@ public struct RaftReady: Equatable, Sendable {
     public var entries: [RaftEntry]
     public var messages: [RaftEnvelope]
     public var committed: [RaftEntry]
+    /// Confirmed read indexes: once the state machine has applied `index`, a read for
+    /// `context` sees every write committed before the read was asked for.
+    public var reads: [ReadState] = []
 
-    public var isEmpty: Bool { hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty }
+    public var isEmpty: Bool { hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty && reads.isEmpty }
+}
+
+/// The answer to `Raft.readIndex(context:)`.
+public struct ReadState: Equatable, Sendable {
+    public var context: UInt64
+    public var index: UInt64
+
+    public init(context: UInt64, index: UInt64) {
+        self.context = context
+        self.index = index
+    }
 }
 
 /// Timing in ticks (the shell decides a tick's length, e.g. 10 ms).

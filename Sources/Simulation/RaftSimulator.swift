@@ -101,6 +101,24 @@ public final class RaftSimulator {
 
     public func crash(_ id: UInt64) { nodes[id]!.raft = nil }
 
+    /// Asks the leader for a read index. Linearizability is checked when it is confirmed:
+    /// the index must cover everything any node knew committed when the read was asked.
+    @discardableResult
+    public func read() -> Bool {
+        guard let id = leader() else { return false }
+        readsAsked += 1
+        let context = readsAsked
+        guard nodes[id]!.raft!.readIndex(context: context) else { return false }
+        readFloor[context] = ids.compactMap { nodes[$0]?.raft?.commit }.max() ?? 0
+        process(id)
+        return true
+    }
+
+    /// Reads confirmed by a leader.
+    public private(set) var readsConfirmed = 0
+    var readsAsked: UInt64 = 0
+    var readFloor: [UInt64: UInt64] = [:]
+
     /// Asks the current leader to hand leadership to `target`.
     public func transferLeadership(to target: UInt64) {
         guard let id = leader() else { return }
@@ -180,6 +198,12 @@ public final class RaftSimulator {
             if blocked.contains(Link(from: Int(envelope.from), to: Int(envelope.to))) || random.nextUnit() < loss { continue }
             schedule(envelope)
             if random.nextUnit() < duplication { schedule(envelope) }
+        }
+        for state in ready.reads {
+            readsConfirmed += 1
+            if let floor = readFloor.removeValue(forKey: state.context), state.index < floor {
+                violations.append("node \(id) confirmed read \(state.context) at \(state.index), below commit \(floor) [seed \(seed)]")
+            }
         }
         for entry in ready.committed {
             if let existing = applied[entry.index] {

@@ -15,6 +15,8 @@ import Testing
         ], commit: 7),
         .appendResponse(term: 6, success: true, match: 10),
         .timeoutNow(term: 7),
+        .readConfirm(term: 7, round: 3),
+        .readConfirmResponse(term: 7, round: 3),
     ]
 
     func encode(_ message: RaftMessage) -> [UInt8] {

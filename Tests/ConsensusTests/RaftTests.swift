@@ -151,6 +151,7 @@ let raftSeeds: [UInt64] = {
                 break
             }
             for _ in 0..<5 where simulator.propose(Array("r\(round)-\(proposed)".utf8)) { proposed += 1 }
+            simulator.read()
             simulator.run(ticks: 20)
         }
         simulator.heal()
@@ -160,5 +161,11 @@ let raftSeeds: [UInt64] = {
         #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
         #expect(simulator.leader() != nil, "a leader after healing [seed \(seed)]")
         if compaction > 0 { #expect(simulator.storageReads > 0, "compacted entries were needed [seed \(seed)]") }
+        // Once healed, a read index is confirmed (and checked) within a few round trips.
+        let before = simulator.readsConfirmed
+        #expect(simulator.read(), "the healed leader serves a read index [seed \(seed)]")
+        simulator.run(ticks: 20)
+        #expect(simulator.readsConfirmed > before, "the read index was confirmed [seed \(seed)]")
+        #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
     }
 }
