@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "LoadSimTests", dependencies: ["LoadSim", "ChaparCore"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ChaparCore", "Client", "Wire", "Transport", "chapard", "chaparctl", "chapar-loadsim"],
+            dependencies: ["Auth", "ChaparCore", "Client", "Wire", "Transport", "chapard", "chaparctl", "chapar-loadsim"],
             swiftSettings: strict),
     ]
 )

@@ -166,6 +166,22 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
         }
         guard !readies.isEmpty || !outgoingFrames.isEmpty || router.hasSettled else { return maybeHousekeep(now: now) }
+        // A leader's appends may leave before its own write (Raft thesis §10.2.1): followers
+        // persist before they answer, and their answers are processed in a later cycle,
+        // after this one's fsync — so nothing commits on a copy the leader has not synced.
+        // Votes and answers carry promises, so they wait for the write.
+        var late: [Int: [RaftEnvelope]] = [:]
+        for (shard, ready) in readies {
+            for message in ready.messages {
+                guard let node = context.names[message.to] else { continue }
+                if Self.mayPrecedePersist(message.message) {
+                    outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
+                } else {
+                    late[shard, default: []].append(message)
+                }
+            }
+        }
+        flushOutgoing()
         var outcomes: [AppendOutcome] = []
         var appended: [ChannelAppend] = []
         if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty {
@@ -179,8 +195,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 fatalError("replicated store write failed: \(error)")
             }
         }
-        for (shard, ready) in readies {
-            for message in ready.messages {
+        for (shard, messages) in late {
+            for message in messages {
                 guard let node = context.names[message.to] else { continue }
                 outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
             }
@@ -203,6 +219,14 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         flushOutgoing()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
         maybeHousekeep(now: now)
+    }
+
+    /// Leader-to-follower messages that promise nothing about this node's disk.
+    static func mayPrecedePersist(_ message: RaftMessage) -> Bool {
+        switch message {
+        case .append, .timeoutNow, .readConfirm: true
+        default: false
+        }
     }
 
     func queue(_ frame: PeerFrame, to node: String) {

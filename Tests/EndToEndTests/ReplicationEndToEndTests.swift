@@ -1,3 +1,4 @@
+import Auth
 import ChaparCore
 import Client
 import Foundation
@@ -253,5 +254,59 @@ extension NodeProcess {
         #expect(liveSeen == Array(expectedAll[40...]), "\(liveSeen.prefix(5)) … \(liveSeen.suffix(3))")
         let after = cluster.channelInfo(edge, channel)["relay_from"] as? String
         #expect(after != nil && after != upstream && replicas.contains(after ?? ""))
+    }
+
+    /// Hostile bytes on the peer port — oversized or empty frames, frames before HELLO, a
+    /// HELLO with a forged MAC, another cluster's HELLO, an unknown version — each close
+    /// only that connection; the node keeps its real peer links and serves publishes.
+    @Test func hostilePeerInputClosesOnlyThatConnection() async throws {
+        let cluster = try ShardedCluster(shards: 4)
+        defer { cluster.cleanUp() }
+        try await cluster.start(shards: 4)
+        let target = try #require(try cluster.nodes[1].details()["peer"] as? String)
+        let keyring = try GossipKeyring(text: try String(contentsOfFile: cluster.keyring, encoding: .utf8))
+
+        func frame(_ type: UInt8, _ body: [UInt8]) -> [UInt8] {
+            var writer = ByteWriter()
+            writer.write(UInt32(body.count + 1))
+            writer.write(type)
+            writer.write(contentsOf: body)
+            return writer.finish()
+        }
+        func hello(cluster clusterId: String, node: String, version: UInt8 = 1, forge: Bool = false) -> [UInt8] {
+            var body = ByteWriter()
+            body.writeShortBytes(Array("chapar-peer".utf8))
+            body.writeShortBytes(Array(clusterId.utf8))
+            body.writeShortBytes(Array(node.utf8))
+            body.write(Int64(Date().timeIntervalSince1970 * 1000))
+            let bytes = body.finish()
+            let mac = forge ? [UInt8](repeating: 0, count: 32) : keyring.mac(bytes)
+            return frame(1, [version, keyring.primary.id] + bytes + mac)
+        }
+        let attacks: [(String, [UInt8])] = [
+            ("empty frame", [0, 0, 0, 0]),
+            ("oversized frame", [0x7F, 0xFF, 0xFF, 0xFF, 2]),
+            ("raft before hello", frame(2, [0, 0, 0, 0])),
+            ("forged mac", hello(cluster: "e2e-shards", node: "n1", forge: true)),
+            ("other cluster", hello(cluster: "someone-else", node: "n1")),
+            ("unknown node", hello(cluster: "e2e-shards", node: "mallory")),
+            ("future version", hello(cluster: "e2e-shards", node: "n1", version: 9)),
+            ("unknown type", frame(99, [1, 2, 3])),
+        ]
+        for (name, bytes) in attacks {
+            let socket = try RawSocket(target)
+            socket.send(bytes)
+            do { try socket.waitForClose(seconds: 10) } catch { Issue.record("\(name): the connection stayed open") }
+        }
+        // The node still holds its real links (every shard it replicates knows its leader)
+        // and takes publishes.
+        try await waitUntilAsync("n2 still follows or leads every shard", seconds: 30) {
+            let rows = cluster.shardRows(1)
+            return rows.count == 4 && rows.allSatisfy { !($0["leader"] as? String ?? "").isEmpty }
+        }
+        let client = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[1].address), clientName: "e2e")
+        defer { client.close() }
+        #expect(try await client.publish("after-attacks", Array("ok".utf8)).offset == 1)
+        #expect(cluster.nodes[1].log().contains("peer hello rejected"))
     }
 }

@@ -124,10 +124,17 @@ enum FailoverDrill {
         return 0
     }
 
+    /// Healthy: every shard led, and every node answering with every replica it holds
+    /// knowing its leader (so its peer links are up) — each trial starts from a whole cluster.
     static func waitForAllLed(_ cluster: ClusterCommands.ClusterFile, shards: Int) async throws {
         let deadline = Date().addingTimeInterval(60)
-        while ShardCommands.leaderless(cluster.nodes.map(\.admin), shards: shards) > 0 {
-            guard Date() < deadline else { throw CommandArguments.Failure("some shard had no leader for 60 s") }
+        while true {
+            let rows = ShardCommands.rows(cluster.nodes.map(\.admin))
+            let led = Set(rows.values.joined().filter { $0.role == "leader" }.map(\.shard))
+            let healthy = rows.count == cluster.nodes.count && led.count == shards
+                && rows.values.allSatisfy { $0.allSatisfy { !$0.leader.isEmpty } }
+            if healthy { return }
+            guard Date() < deadline else { throw CommandArguments.Failure("the cluster was not whole again within 60 s") }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
     }
