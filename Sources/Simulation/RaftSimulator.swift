@@ -81,6 +81,18 @@ public final class RaftSimulator {
 
     public func configuration(of id: UInt64) -> RaftConfiguration? { nodes[id]?.raft?.configuration }
 
+    /// Has the leader take its next step towards `target`; returns the step taken.
+    @discardableResult
+    public func reconcile(towards target: Set<UInt64>) -> ReplicaSetStep? {
+        guard let id = leader(), let step = nodes[id]!.raft!.nextReplicaSetStep(target: target, caughtUpLag: 4) else { return nil }
+        switch step {
+        case .change(let change): _ = nodes[id]!.raft!.proposeConfigurationChange(change)
+        case .transferLeadership(let target): nodes[id]!.raft!.transferLeadership(to: target)
+        }
+        process(id)
+        return step
+    }
+
     public func logLength(of id: UInt64) -> UInt64 { nodes[id]?.raft?.lastIndex ?? 0 }
 
     public func leader() -> UInt64? {
