@@ -1,0 +1,68 @@
+import ChaparCore
+import Placement
+import Testing
+
+@Suite struct ClusterStateTests {
+    let settings = PlacementSettings(shards: 64, replicas: 3)
+    let founders: [(id: String, zone: String)] = [("a", "z1"), ("b", "z2"), ("c", "z3")]
+
+    func replicas(of node: String, in map: ShardMap) -> Int { map.replicas.filter { $0.contains(node) }.count }
+
+    /// Growing: a registered node gets replicas only at the next rebalance, which raises the
+    /// epoch and moves close to the minimum — every move onto the new node.
+    @Test func registerThenRebalanceGrowsTheCluster() {
+        var state = ClusterState(settings: settings, founders: founders)
+        let first = state.map
+        #expect(first.epoch == 1 && first.replicas.allSatisfy { $0.count == 3 })
+        #expect(state.apply(.register(id: "d", zone: "z1", weight: 1)) == .registry)
+        #expect(state.map == first, "registering alone moves nothing")
+        #expect(state.apply(.rebalance) == .newMap(epoch: 2))
+        let moved = zip(first.replicas, state.map.replicas).reduce(0) { $0 + Set($1.1).subtracting($1.0).count }
+        #expect(moved == replicas(of: "d", in: state.map) && moved > 0)
+        #expect(state.apply(.rebalance) == .unchanged, "a balanced map is left alone")
+    }
+
+    /// Healing is an operator's decision: removing a node moves exactly its replicas;
+    /// draining empties a node while it stays registered.
+    @Test func removeAndDrainMoveOnlyWhatTheyMust() {
+        var state = ClusterState(settings: settings, founders: founders + [("d", "z1"), ("e", "z2")])
+        let before = state.map
+        #expect(state.apply(.remove(id: "e")) == .registry)
+        #expect(state.apply(.rebalance) == .newMap(epoch: 2))
+        #expect(replicas(of: "e", in: state.map) == 0)
+        for (old, new) in zip(before.replicas, state.map.replicas) where !old.contains("e") {
+            #expect(Set(old) == Set(new), "a shard without e keeps its replicas")
+        }
+        #expect(state.apply(.setDraining(id: "d", draining: true)) == .registry)
+        #expect(state.apply(.rebalance) == .newMap(epoch: 3))
+        #expect(replicas(of: "d", in: state.map) == 0)
+        #expect(state.apply(.remove(id: "nobody")) == .refused("no node 'nobody'"))
+    }
+
+    /// Replicas apply the same commands to the same state: identical results.
+    @Test func replicasAgree() throws {
+        let commands: [ControllerCommand] = [
+            .register(id: "d", zone: "z1", weight: 2), .rebalance, .setEpsilon(0.2), .setDraining(id: "a", draining: true),
+            .rebalance, .remove(id: "a"), .rebalance,
+        ]
+        var one = ClusterState(settings: settings, founders: founders)
+        var two = ClusterState(settings: settings, founders: founders.reversed())
+        for command in commands {
+            let decoded = try ControllerCommand(decoding: command.encoded)
+            #expect(decoded == command)
+            #expect(one.apply(command) == two.apply(decoded))
+        }
+        #expect(one == two)
+        // Grow (2), drain a (3); removing the already-empty a moves nothing.
+        #expect(one.map.epoch == 3)
+    }
+
+    @Test func malformedCommandsAreRefused() {
+        #expect(throws: DecodeFailure.self) { try ControllerCommand(decoding: []) }
+        #expect(throws: DecodeFailure.self) { try ControllerCommand(decoding: [42]) }
+        #expect(throws: DecodeFailure.self) { try ControllerCommand(decoding: ControllerCommand.rebalance.encoded + [0]) }
+        var zeroWeight = ControllerCommand.register(id: "x", zone: "z", weight: 1).encoded
+        zeroWeight[zeroWeight.count - 1] = 0
+        #expect(throws: DecodeFailure.self) { try ControllerCommand(decoding: zeroWeight) }
+    }
+}
