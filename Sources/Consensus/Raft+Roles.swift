@@ -1,6 +1,9 @@
 extension Raft {
     mutating func startPreVote() {
         resetElection()
+        // Campaigning means the leader is gone: without this a pre-candidate would keep
+        // refusing others' pre-votes as if it still heard from one.
+        leader = nil
         if voters.count == 1 { startElection(); return }
         role = .preCandidate
         votes = [id]
@@ -116,6 +119,8 @@ extension Raft {
         let matched = prevIndex + UInt64(entries.count)
         // A stale (reordered) append may match less than is already committed here.
         commit = max(commit, min(leaderCommit, matched))
+        // A leader's log holds every committed entry: matching it up to the old end repairs us.
+        if let until = repairingUntil, matched >= until { repairingUntil = nil }
         send(.appendResponse(term: term, success: true, match: matched), to: from)
     }
 
@@ -137,7 +142,7 @@ extension Raft {
     // MARK: Ready
 
     public mutating func ready() -> RaftReady {
-        let hard = HardState(term: term, votedFor: votedFor, commit: commit)
+        let hard = HardState(term: term, votedFor: votedFor, commit: commit, repairingUntil: repairingUntil)
         var ready = RaftReady(hardState: hard != lastHardState ? hard : nil, entries: [], messages: outbox, committed: [])
         ready.reads = confirmedReads
         confirmedReads = []

@@ -44,6 +44,11 @@ public struct Raft: Sendable {
     /// A leadership transfer in progress: the target, and ticks left before giving up.
     public internal(set) var transferTarget: UInt64?
     var transferTicksLeft = 0
+    /// Set while this replica repairs a log that lost entries (a failed checksum): it had
+    /// stored up to this index and may have acknowledged them, so until a leader has sent
+    /// it entries up to here again it neither votes nor campaigns — a vote from a log that
+    /// lacks committed entries could elect a leader that lacks them too.
+    public internal(set) var repairingUntil: UInt64?
     /// Read-index requests waiting for a quorum to confirm this node still leads.
     var pendingReads: [(context: UInt64, index: UInt64, round: UInt64)] = []
     var readRound: UInt64 = 0
@@ -62,7 +67,7 @@ public struct Raft: Sendable {
                 hardState: HardState? = nil, log: [RaftEntry] = [], applied: UInt64 = 0,
                 compacted: (index: UInt64, term: UInt64)? = nil,
                 compactedConfiguration: (configuration: RaftConfiguration, index: UInt64)? = nil,
-                storage: (@Sendable (ClosedRange<UInt64>) -> [RaftEntry])? = nil) {
+                storage: (@Sendable (ClosedRange<UInt64>) -> [RaftEntry])? = nil, repairingUntil: UInt64? = nil) {
         self.id = id
         self.baseConfiguration = compactedConfiguration?.configuration ?? RaftConfiguration(voters: Set(voters))
         self.baseConfigurationIndex = compactedConfiguration?.index ?? 0
@@ -71,6 +76,7 @@ public struct Raft: Sendable {
         self.random = SeededRandom(seed: seed)
         self.storage = storage
         logOffset = compacted?.index ?? 0
+        self.repairingUntil = repairingUntil
         offsetTerm = compacted?.term ?? 0
         self.log = log
         for (position, entry) in log.enumerated() {
@@ -84,7 +90,9 @@ public struct Raft: Sendable {
         // Entries up to `applied` reached the state machine before the restart; the
         // compacted prefix always had.
         self.applied = max(logOffset, min(applied, commit))
-        lastHardState = HardState(term: term, votedFor: votedFor, commit: commit)
+        // A repair still running before the restart goes on (the larger end wins).
+        if let persisted = hardState?.repairingUntil { self.repairingUntil = max(persisted, self.repairingUntil ?? 0) }
+        lastHardState = HardState(term: term, votedFor: votedFor, commit: commit, repairingUntil: hardState?.repairingUntil)
         refreshConfiguration()
         resetElection()
     }
@@ -192,9 +200,11 @@ public struct Raft: Sendable {
             }
             return
         }
-        // Learners and removed servers never campaign.
-        guard configuration.voters.contains(id) else { return }
+        // Time since the leader was heard runs for everyone — a node whose log does not yet
+        // list it as a voter still answers pre-votes once the leader is gone — but learners,
+        // removed servers and replicas under repair never campaign.
         electionElapsed += 1
+        guard configuration.voters.contains(id), repairingUntil == nil else { return }
         if electionElapsed >= electionTimeout { startPreVote() }
     }
 
@@ -261,7 +271,7 @@ public struct Raft: Sendable {
             // Grant if we have not heard from a leader recently and the log is up to date;
             // a pre-vote changes no state (Raft thesis §9.6).
             let leaderRecent = leader != nil && electionElapsed < config.electionTicksMin
-            let granted = proposed > term && !leaderRecent && isUpToDate(index, lastTerm)
+            let granted = proposed > term && !leaderRecent && isUpToDate(index, lastTerm) && repairingUntil == nil
             send(.preVoteResponse(term: granted ? proposed : term, granted: granted), to: from)
             return
         case .preVoteResponse(let responseTerm, let granted):
@@ -288,7 +298,7 @@ public struct Raft: Sendable {
         switch message {
         case .requestVote(_, let index, let lastTerm):
             // Raft §5.2, §5.4.1: one vote per term, only for a log at least as up to date.
-            let granted = (votedFor == nil || votedFor == from) && isUpToDate(index, lastTerm)
+            let granted = (votedFor == nil || votedFor == from) && isUpToDate(index, lastTerm) && repairingUntil == nil
             if granted {
                 votedFor = from
                 resetElection()
@@ -304,7 +314,7 @@ public struct Raft: Sendable {
             resetElection()
             handleAppend(from: from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, leaderCommit: leaderCommit)
         case .timeoutNow:
-            if from == leader { startElection() }
+            if from == leader && repairingUntil == nil { startElection() }
         case .readConfirm(_, let round):
             // Same term: the sender leads it. Hearing from the leader also resets our timer.
             leader = from

@@ -117,11 +117,15 @@ public struct HardState: Equatable, Sendable {
     public var term: UInt64
     public var votedFor: UInt64?
     public var commit: UInt64
+    /// Set while the replica repairs a damaged log (see `Raft.repairingUntil`): it must
+    /// survive restarts, or a node restarted mid-repair would vote again too early.
+    public var repairingUntil: UInt64?
 
-    public init(term: UInt64, votedFor: UInt64?, commit: UInt64) {
+    public init(term: UInt64, votedFor: UInt64?, commit: UInt64, repairingUntil: UInt64? = nil) {
         self.term = term
         self.votedFor = votedFor
         self.commit = commit
+        self.repairingUntil = repairingUntil
     }
 }
 

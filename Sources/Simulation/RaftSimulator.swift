@@ -38,6 +38,17 @@ public final class RaftSimulator {
     /// Chance per processed Ready that a node compacts its in-memory log through its
     /// applied index (and on restart, that it starts from a compacted log).
     public var compaction = 0.0
+    /// Chance per restart that the node's disk lost a random suffix of its log (entries
+    /// whose checksums failed): it restarts in repair mode from what is left. Damage is
+    /// kept to a minority at a time: with a majority damaged no one can know what was
+    /// committed, and the group rightly stops.
+    public var corruption = 0.0
+    /// Off only to show what repair mode prevents: a damaged replica that votes at once.
+    public var repairDamagedLogs = true
+    /// Restarts that found a damaged log.
+    public private(set) var repairs = 0
+    /// Nodes whose damaged log is not repaired yet (one at a time).
+    var damaged: Set<UInt64> = []
     public var blocked: Set<Link> = []
     public private(set) var now: UInt64 = 0
     /// Violations found, described; empty means every check held.
@@ -101,6 +112,14 @@ public final class RaftSimulator {
 
     public func isUp(_ id: UInt64) -> Bool { nodes[id]?.raft != nil }
 
+    /// One line per node: role, term, log end, commit, configuration, repair state.
+    public var summary: String {
+        ids.map { id in
+            guard let raft = nodes[id]?.raft else { return "\(id): down" }
+            return "\(id): \(raft.role) t\(raft.term) last \(raft.lastIndex) commit \(raft.commit) voters \(raft.voters) repairing \(raft.repairingUntil.map { "\($0)" } ?? "-")"
+        }.joined(separator: "; ")
+    }
+
     /// Proposes through the current leader; false when there is none.
     @discardableResult
     public func propose(_ data: [UInt8]) -> Bool {
@@ -144,6 +163,18 @@ public final class RaftSimulator {
         restarts += 1
         let disk = nodes[id]!.disk
         let seed = seed &* 7_919 &+ id &+ restarts
+        var repairingUntil: UInt64?
+        damaged = damaged.filter { nodes[$0]?.raft.map { $0.repairingUntil != nil } ?? true }
+        if !disk.log.isEmpty && damaged.isEmpty && random.nextUnit() < corruption {
+            damaged.insert(id)
+            // Entries from a random index on fail their checksums and are dropped.
+            let stored = UInt64(disk.log.count)
+            let first = 1 + random.next() % stored
+            disk.log.removeSubrange(Int(first - 1)...)
+            disk.applied = min(disk.applied, first - 1)
+            repairingUntil = repairDamagedLogs ? stored : nil
+            repairs += 1
+        }
         let cut = random.nextUnit() < compaction ? min(disk.applied, UInt64(disk.log.count)) : 0
         if cut > 0 {
             let prefix = disk.log[..<Int(cut)]
@@ -154,11 +185,11 @@ public final class RaftSimulator {
             nodes[id]!.raft = Raft(
                 id: id, voters: initialVoters, seed: seed, hardState: disk.hardState, log: Array(disk.log[Int(cut)...]),
                 applied: disk.applied, compacted: (cut, disk.log[Int(cut) - 1].term), compactedConfiguration: configuration,
-                storage: Self.reader(disk))
+                storage: Self.reader(disk), repairingUntil: repairingUntil)
         } else {
             nodes[id]!.raft = Raft(
                 id: id, voters: initialVoters, seed: seed, hardState: disk.hardState, log: disk.log, applied: 0,
-                storage: Self.reader(disk))
+                storage: Self.reader(disk), repairingUntil: repairingUntil)
         }
     }
 
