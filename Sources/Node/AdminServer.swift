@@ -102,6 +102,7 @@ extension ShardStatus {
             "shard": .number(Double(shard)), "replicas": .array(replicas.map { .string($0) }), "role": .string(role),
             "term": .number(Double(term)), "leader": .string(leader), "commit": .number(Double(commit)),
             "last_index": .number(Double(lastIndex)),
+            "repairing_until": repairingUntil.map { .number(Double($0)) } ?? .null,
         ])
     }
 }

@@ -150,11 +150,13 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             let ready = groups[shard]!.raft.ready()
             guard !ready.isEmpty else { continue }
             readies[shard] = ready
-            let hard = ready.hardState.map { (term: $0.term, vote: $0.votedFor, commit: $0.commit) }
+            let hard = ready.hardState.map { (term: $0.term, vote: $0.votedFor, commit: $0.commit, repairing: $0.repairingUntil) }
             if hard != nil || !ready.entries.isEmpty {
                 persist.append(RaftPersist(shard: shard, hardState: hard, entries: ready.entries.map(StoredRaftEntry.init)))
             }
             for entry in ready.committed {
+                // A repaired replica re-receives entries it had applied before the damage.
+                guard entry.index > groups[shard]!.appliedFloor else { continue }
                 appliedThrough[shard] = entry.index
                 guard entry.kind == .normal, !entry.data.isEmpty else { continue }
                 guard let publish = try? ReplicatedPublish.decode(entry.data) else {
@@ -259,7 +261,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             let raft = groups[shard]!.raft
             return ShardStatus(
                 shard: shard, replicas: context.map.replicas[shard], role: "\(raft.role)", term: raft.term,
-                leader: raft.leader.flatMap { context.names[$0] } ?? "", commit: raft.commit, lastIndex: raft.lastIndex)
+                leader: raft.leader.flatMap { context.names[$0] } ?? "", commit: raft.commit, lastIndex: raft.lastIndex,
+                repairingUntil: raft.repairingUntil)
         }
         status.withLock { $0 = rows }
     }
@@ -274,6 +277,8 @@ extension StoredRaftEntry {
 /// One shard replica on this node.
 struct ShardGroup {
     var raft: Raft
+    /// Entries up to here reached the channel logs before the last restart.
+    let appliedFloor: UInt64
 
     init(shard: Int, context: ShardContext, loaded: LoadedReplica?, reader: StoredEntryReader) {
         var config = RaftConfig()
@@ -283,7 +288,15 @@ struct ShardGroup {
         config.bytesPerMessageMax = 1 << 20
         let voters = context.map.replicas[shard].compactMap { context.ids[$0] }
         let log = (loaded?.entries ?? []).map(RaftEntry.init)
-        let hard = loaded.map { HardState(term: $0.state.term, votedFor: $0.state.vote, commit: $0.state.commit) }
+        let hard = loaded.map {
+            HardState(term: $0.state.term, votedFor: $0.state.vote, commit: $0.state.commit, repairingUntil: $0.state.repairing)
+        }
+        appliedFloor = loaded?.state.applied ?? 0
+        if let damaged = loaded?.damaged {
+            context.logger.warn("raft log damaged; repairing from the other replicas", [
+                "shard": "\(shard)", "from": "\(damaged.from)", "until": "\(damaged.lastStored)",
+            ])
+        }
         let seed = StableHash.hash64(context.localName + "/\(shard)") ^ UInt64(bitPattern: WallClock.nowUs())
         let compacted = loaded?.lastApplied.map { (index: $0.index, term: $0.term) }
         let configuration = loaded?.configuration.flatMap { stored in
@@ -291,8 +304,8 @@ struct ShardGroup {
         }
         raft = Raft(
             id: context.localId, voters: voters, config: config, seed: seed, hardState: hard, log: log,
-            applied: loaded?.state.applied ?? 0, compacted: compacted, compactedConfiguration: configuration,
-            storage: { range in reader.read(shard: shard, range) })
+            applied: loaded?.lastApplied?.index ?? 0, compacted: compacted, compactedConfiguration: configuration,
+            storage: { range in reader.read(shard: shard, range) }, repairingUntil: loaded?.damaged?.lastStored)
     }
 }
 
@@ -305,6 +318,7 @@ struct ShardStatus: Sendable {
     var leader: String
     var commit: UInt64
     var lastIndex: UInt64
+    var repairingUntil: UInt64?
 }
 
 extension RaftEntry {

@@ -7,7 +7,8 @@ final class RaftLogTables {
             term INTEGER NOT NULL,
             vote INTEGER,
             commit_index INTEGER NOT NULL,
-            applied INTEGER NOT NULL);
+            applied INTEGER NOT NULL,
+            repairing INTEGER);
         CREATE TABLE IF NOT EXISTS raft_log(
             shard INTEGER NOT NULL,
             idx INTEGER NOT NULL,
@@ -27,11 +28,14 @@ final class RaftLogTables {
     init(db: Database) throws(StorageError) {
         self.db = db
         try db.execute(Self.create)
+        if try db.scalarText("SELECT count(*) FROM pragma_table_info('raft_state') WHERE name='repairing'") == "0" {
+            try db.execute("ALTER TABLE raft_state ADD COLUMN repairing INTEGER")
+        }
         insertEntry = try db.prepare("INSERT INTO raft_log(shard, idx, term, kind, crc, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
         truncate = try db.prepare("DELETE FROM raft_log WHERE shard=?1 AND idx>=?2")
         upsertHard = try db.prepare("""
-            INSERT INTO raft_state(shard, term, vote, commit_index, applied) VALUES(?1, ?2, ?3, ?4, 0)
-            ON CONFLICT(shard) DO UPDATE SET term=?2, vote=?3, commit_index=?4
+            INSERT INTO raft_state(shard, term, vote, commit_index, applied, repairing) VALUES(?1, ?2, ?3, ?4, 0, ?5)
+            ON CONFLICT(shard) DO UPDATE SET term=?2, vote=?3, commit_index=?4, repairing=?5
             """)
         updateApplied = try db.prepare("""
             INSERT INTO raft_state(shard, term, vote, commit_index, applied) VALUES(?1, 0, NULL, 0, ?2)
@@ -41,36 +45,84 @@ final class RaftLogTables {
 
     /// Every replica's state and the part of its log after its applied index (the
     /// applied prefix stays on disk, read back by `entries` when a follower needs it),
-    /// with the last applied entry and the newest configuration entry of the prefix.
-    /// Fails on an entry whose checksum does not match.
+    /// with the entry at the base of that tail and the newest configuration entry before it.
+    /// Every stored entry is verified; from the first one that fails its checksum (or is
+    /// missing) the log is cut — those rows are deleted — and the replica is reported as
+    /// damaged, to repair itself from the others (`LoadedReplica.damaged`).
     func load() throws(StorageError) -> [Int: LoadedReplica] {
         var replicas: [Int: LoadedReplica] = [:]
-        let states = try db.prepare("SELECT shard, term, vote, commit_index, applied FROM raft_state")
+        let states = try db.prepare("SELECT shard, term, vote, commit_index, applied, repairing FROM raft_state")
         while try states.step() {
             let vote: UInt64? = states.isNull(2) ? nil : UInt64(bitPattern: states.int64(2))
+            let repairing: UInt64? = states.isNull(5) ? nil : UInt64(states.int64(5))
             let state = StoredRaftState(
-                term: UInt64(states.int64(1)), vote: vote, commit: UInt64(states.int64(3)), applied: UInt64(states.int64(4)))
+                term: UInt64(states.int64(1)), vote: vote, commit: UInt64(states.int64(3)), applied: UInt64(states.int64(4)),
+                repairing: repairing)
             replicas[Int(states.int64(0))] = LoadedReplica(state: state, entries: [])
         }
-        let configuration = try db.prepare(
-            "SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 AND kind=1 AND idx<=?2 ORDER BY idx DESC LIMIT 1")
+        let all = try db.prepare("SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 ORDER BY idx")
         for (shard, replica) in replicas {
             var loaded = replica
-            let applied = replica.state.applied
-            loaded.entries = try entries(shard: shard, from: applied == 0 ? 1 : applied, through: UInt64(Int64.max))
-            if applied > 0 {
-                guard loaded.entries.first?.index == applied else {
-                    throw .corruptRecord(channel: "raft log of shard \(shard)", offset: applied)
+            var valid: [StoredRaftEntry] = []  // the tail after the applied index, plus its base
+            var configuration: StoredRaftEntry?
+            var baseEntry: StoredRaftEntry?
+            var expected: UInt64 = 1
+            var damagedFrom: UInt64?
+            var lastStored: UInt64 = 0
+            all.bind(1, Int64(shard))
+            while try all.step() {
+                let entry = StoredRaftEntry(
+                    term: UInt64(all.int64(2)), index: UInt64(all.int64(1)), kind: UInt8(all.int64(3)), data: Array(all.blob(5)))
+                lastStored = entry.index
+                guard damagedFrom == nil else { continue }
+                guard entry.index == expected, UInt32(truncatingIfNeeded: all.int64(4)) == Self.checksum(shard: shard, entry) else {
+                    damagedFrom = expected
+                    continue
                 }
-                loaded.lastApplied = loaded.entries.removeFirst()
+                expected += 1
+                if entry.index <= replica.state.applied {
+                    baseEntry = entry
+                    if entry.kind == 1 { configuration = entry }
+                } else {
+                    valid.append(entry)
+                }
             }
-            configuration.bind(1, Int64(shard))
-            configuration.bind(2, Int64(applied))
-            loaded.configuration = try read(configuration, shard: shard).first
-            configuration.reset()
+            all.reset()
+            // Applied entries that are missing altogether (cut by an earlier repair that has
+            // not finished) are damage too.
+            if damagedFrom == nil && expected <= replica.state.applied { damagedFrom = expected }
+            if let from = damagedFrom {
+                // Cut the damaged suffix; the replica's base moves below it if needed.
+                try db.execute("DELETE FROM raft_log WHERE shard=\(shard) AND idx>=\(from)")
+                loaded.damaged = (from: from, lastStored: max(lastStored, replica.state.repairing ?? 0, from - 1))
+                if from <= replica.state.applied {
+                    valid = []
+                    if let base = baseEntry, base.index >= from { baseEntry = nil }
+                }
+            }
+            let base = min(replica.state.applied, damagedFrom.map { $0 - 1 } ?? UInt64.max)
+            if base > 0 {
+                let stored = baseEntry == nil ? try entries(shard: shard, from: base, through: base).first : baseEntry
+                guard let entry = stored, entry.index == base else {
+                    throw .corruptRecord(channel: "raft log of shard \(shard)", offset: base)
+                }
+                loaded.lastApplied = entry
+            }
+            if let entry = configuration, entry.index <= base { loaded.configuration = entry } else if base > 0 {
+                loaded.configuration = try newestConfiguration(shard: shard, through: base)
+            }
+            loaded.entries = valid.filter { $0.index > base }
             replicas[shard] = loaded
         }
         return replicas
+    }
+
+    private func newestConfiguration(shard: Int, through index: UInt64) throws(StorageError) -> StoredRaftEntry? {
+        let statement = try db.prepare(
+            "SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 AND kind=1 AND idx<=?2 ORDER BY idx DESC LIMIT 1")
+        statement.bind(1, Int64(shard))
+        statement.bind(2, Int64(index))
+        return try read(statement, shard: shard).first
     }
 
     private lazy var range: Statement? = try? db.prepare(
@@ -107,6 +159,7 @@ final class RaftLogTables {
             upsertHard.bind(2, Int64(hard.term))
             if let vote = hard.vote { upsertHard.bind(3, Int64(bitPattern: vote)) } else { upsertHard.bindNull(3) }
             upsertHard.bind(4, Int64(hard.commit))
+            if let until = hard.repairing { upsertHard.bind(5, Int64(until)) } else { upsertHard.bindNull(5) }
             try upsertHard.run()
         }
         guard let first = item.entries.first else { return }

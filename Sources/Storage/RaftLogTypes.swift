@@ -21,12 +21,15 @@ public struct StoredRaftState: Equatable, Sendable {
     public var vote: UInt64?
     public var commit: UInt64
     public var applied: UInt64
+    /// Repairing a damaged log until a leader re-sends entries up to here (nil: healthy).
+    public var repairing: UInt64?
 
-    public init(term: UInt64, vote: UInt64?, commit: UInt64, applied: UInt64) {
+    public init(term: UInt64, vote: UInt64?, commit: UInt64, applied: UInt64, repairing: UInt64? = nil) {
         self.term = term
         self.vote = vote
         self.commit = commit
         self.applied = applied
+        self.repairing = repairing
     }
 }
 
@@ -34,10 +37,10 @@ public struct StoredRaftState: Equatable, Sendable {
 /// entries that replace its log from the first one's index on.
 public struct RaftPersist: Sendable {
     public var shard: Int
-    public var hardState: (term: UInt64, vote: UInt64?, commit: UInt64)?
+    public var hardState: (term: UInt64, vote: UInt64?, commit: UInt64, repairing: UInt64?)?
     public var entries: [StoredRaftEntry]
 
-    public init(shard: Int, hardState: (term: UInt64, vote: UInt64?, commit: UInt64)?, entries: [StoredRaftEntry]) {
+    public init(shard: Int, hardState: (term: UInt64, vote: UInt64?, commit: UInt64, repairing: UInt64?)?, entries: [StoredRaftEntry]) {
         self.shard = shard
         self.hardState = hardState
         self.entries = entries
@@ -53,4 +56,7 @@ public struct LoadedReplica: Sendable {
     public var lastApplied: StoredRaftEntry?
     /// The newest configuration entry at or before the applied index.
     public var configuration: StoredRaftEntry?
+    /// Set when entries from `from` on failed their checksums (or were missing) and were
+    /// cut; `lastStored` is the last index that had been stored.
+    public var damaged: (from: UInt64, lastStored: UInt64)?
 }

@@ -16,10 +16,10 @@ import Testing
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
             _ = try store.commit(
-                persist: [RaftPersist(shard: 3, hardState: (term: 1, vote: 7, commit: 0), entries: [entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")])],
+                persist: [RaftPersist(shard: 3, hardState: (term: 1, vote: 7, commit: 0, repairing: nil), entries: [entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")])],
                 apply: [], appliedThrough: [:], now: 1000)
             let (outcomes, appended) = try store.commit(
-                persist: [RaftPersist(shard: 3, hardState: (term: 2, vote: nil, commit: 2), entries: [entry(3, 2, "C"), entry(4, 2, "D")])],
+                persist: [RaftPersist(shard: 3, hardState: (term: 2, vote: nil, commit: 2, repairing: nil), entries: [entry(3, 2, "C"), entry(4, 2, "D")])],
                 apply: [AppendInput(channel: "news", producer: nil, payload: Array("a".utf8), timestamp: 500),
                         AppendInput(channel: "news", producer: nil, payload: Array("b".utf8), timestamp: 400)],
                 appliedThrough: [3: 2], now: 1000)
@@ -37,20 +37,31 @@ import Testing
         #expect(try reader.read("news", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.timestamp) == [500, 500])
     }
 
-    /// A flipped byte in a stored Raft entry is found on load, not replicated onwards.
-    @Test func corruptEntryIsDetectedOnLoad() throws {
+    /// A flipped byte in a stored Raft entry is found on load: the log is cut from there
+    /// (rows deleted, never replicated onwards) and the replica reported damaged, with the
+    /// base of its tail moved below the damage.
+    @Test func damagedEntriesAreCutOnLoad() throws {
         let temp = TempDirectory("replicated-corrupt")
         defer { temp.remove() }
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+            let entries = (1...6).map { entry(UInt64($0), 1, "e\($0)") }
             _ = try store.commit(
-                persist: [RaftPersist(shard: 0, hardState: (term: 1, vote: nil, commit: 0), entries: [entry(1, 1, "hello")])],
-                apply: [], appliedThrough: [:], now: 0)
+                persist: [RaftPersist(shard: 0, hardState: (term: 1, vote: nil, commit: 6, repairing: nil), entries: entries)],
+                apply: [], appliedThrough: [0: 5], now: 0)
         }
         let db = try Database(path: temp.path + "/" + Schema.fileName, readOnly: false)
-        try db.execute("UPDATE raft_log SET data = X'68656C6C70' WHERE shard = 0 AND idx = 1")
+        try db.execute("UPDATE raft_log SET data = X'6533' WHERE shard = 0 AND idx = 4")
         let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
-        #expect(throws: StorageError.corruptRecord(channel: "raft log of shard 0", offset: 1)) { try store.load() }
+        let loaded = try #require(try store.load()[0])
+        #expect(loaded.damaged?.from == 4 && loaded.damaged?.lastStored == 6)
+        #expect(loaded.lastApplied == entry(3, 1, "e3"), "the base moves below the damage")
+        #expect(loaded.entries.isEmpty)
+        #expect(try store.entries(shard: 0, from: 1, through: 10).map(\.index) == [1, 2, 3])
+        // Restarting before the repair finished: the applied entries 4 and 5 are still
+        // missing, so the replica is still damaged, from the same place.
+        let again = try #require(try store.load()[0])
+        #expect(again.damaged?.from == 4 && again.lastApplied == entry(3, 1, "e3"))
     }
 }
 
