@@ -163,7 +163,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                     context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
                     continue
                 }
-                apply.append(publish.input)
+                var input = publish.input
+                // The channel record points into this entry instead of copying its payload.
+                input.reference = PayloadReference(shard: shard, index: entry.index, skip: entry.data.count - publish.payload.count)
+                apply.append(input)
                 applyPositions.append((shard, entry.index, entry.term))
             }
         }

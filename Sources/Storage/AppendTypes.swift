@@ -8,12 +8,17 @@ public struct AppendInput: Sendable {
     /// Wall time (ms) to stamp the record with; nil: the time of the commit. Replicas
     /// apply the timestamp the leader chose, so every copy of a record is identical.
     public var timestamp: Int64?
+    /// Clustered: the payload is already stored, at the end of this Raft log entry; the
+    /// record points there instead of holding a second copy.
+    public var reference: PayloadReference?
 
-    public init(channel: String, producer: ProducerStamp?, payload: [UInt8], timestamp: Int64? = nil) {
+    public init(channel: String, producer: ProducerStamp?, payload: [UInt8], timestamp: Int64? = nil,
+                reference: PayloadReference? = nil) {
         self.channel = channel
         self.producer = producer
         self.payload = payload
         self.timestamp = timestamp
+        self.reference = reference
     }
 }
 
@@ -39,4 +44,17 @@ public enum AppendOutcome: Equatable, Sendable {
 public struct ChannelAppend: Sendable {
     public var channel: String
     public var records: [StoredRecord]
+}
+
+/// Where a record's payload lies in the Raft log: entry (`shard`, `index`), from byte `skip`.
+public struct PayloadReference: Equatable, Sendable {
+    public var shard: Int
+    public var index: UInt64
+    public var skip: Int
+
+    public init(shard: Int, index: UInt64, skip: Int) {
+        self.shard = shard
+        self.index = index
+        self.skip = skip
+    }
 }

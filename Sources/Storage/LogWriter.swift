@@ -38,7 +38,10 @@ final class LogWriter {
 
     init(db: Database) throws(StorageError) {
         self.db = db
-        insertMessage = try db.prepare("INSERT INTO messages(channel, offset, ts, crc, payload) VALUES(?1, ?2, ?3, ?4, ?5)")
+        insertMessage = try db.prepare("""
+            INSERT INTO messages(channel, offset, ts, crc, payload, ref_shard, ref_idx, ref_skip, bytes)
+            VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            """)
         insertChannel = try db.prepare(
             "INSERT INTO channels(id, name, head, earliest, bytes, last_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
         updateChannel = try db.prepare("UPDATE channels SET head=?2, earliest=?3, bytes=?4, last_ts=?5 WHERE id=?1")
@@ -129,7 +132,16 @@ final class LogWriter {
             insertMessage.bind(2, Int64(offset))
             insertMessage.bind(3, timestamp)
             insertMessage.bind(4, Int64(crc))
-            insertMessage.bind(5, input.payload)
+            if let reference = input.reference {
+                insertMessage.bind(5, [])
+                insertMessage.bind(6, Int64(reference.shard))
+                insertMessage.bind(7, Int64(reference.index))
+                insertMessage.bind(8, Int64(reference.skip))
+            } else {
+                insertMessage.bind(5, input.payload)
+                for column in Int32(6)...8 { insertMessage.bindNull(column) }
+            }
+            insertMessage.bind(9, Int64(input.payload.count))
             try insertMessage.run()
             state.head = offset
             state.bytes += Int64(input.payload.count)

@@ -68,7 +68,7 @@ extension LogWriter {
         }
         if policy.maxBytes != nil || policy.maxAgeSeconds != nil {
             let statement = try db.prepare(
-                "SELECT offset, ts, length(payload) FROM messages WHERE channel=?1 AND offset>=?2 AND offset<?3 ORDER BY offset")
+                "SELECT offset, ts, coalesce(bytes, length(payload)) FROM messages WHERE channel=?1 AND offset>=?2 AND offset<?3 ORDER BY offset")
             statement.bind(1, state.id)
             statement.bind(2, Int64(state.earliest))
             statement.bind(3, Int64(passEnd))
@@ -87,7 +87,7 @@ extension LogWriter {
     }
 
     private func sumPayloadBytes(channelId: Int64, below cutoff: UInt64) throws(StorageError) -> Int64 {
-        let statement = try db.prepare("SELECT coalesce(sum(length(payload)), 0) FROM messages WHERE channel=?1 AND offset<?2")
+        let statement = try db.prepare("SELECT coalesce(sum(coalesce(bytes, length(payload))), 0) FROM messages WHERE channel=?1 AND offset<?2")
         statement.bind(1, channelId)
         statement.bind(2, Int64(cutoff))
         _ = try statement.step()

@@ -19,7 +19,11 @@ enum Schema {
             offset INTEGER NOT NULL,
             ts INTEGER NOT NULL,
             crc INTEGER NOT NULL,
-            payload BLOB NOT NULL);
+            payload BLOB NOT NULL,
+            ref_shard INTEGER,
+            ref_idx INTEGER,
+            ref_skip INTEGER,
+            bytes INTEGER);
         CREATE UNIQUE INDEX IF NOT EXISTS messages_position ON messages(channel, offset);
         CREATE TABLE IF NOT EXISTS producers(
             channel INTEGER NOT NULL,
@@ -44,6 +48,14 @@ enum Schema {
             try db.execute("PRAGMA user_version=\(version)")
         } else if found != version {
             throw .incompatibleSchema(found: found, expected: version)
+        }
+        // Added within version 1 (older stores gain them here): Raft tables, and rows that
+        // keep their payload in a Raft log entry rather than a second copy.
+        try db.execute(RaftLogTables.create)
+        if try db.scalarText("SELECT count(*) FROM pragma_table_info('messages') WHERE name='ref_idx'") == "0" {
+            for column in ["ref_shard", "ref_idx", "ref_skip", "bytes"] {
+                try db.execute("ALTER TABLE messages ADD COLUMN \(column) INTEGER")
+            }
         }
         return db
     }
