@@ -34,6 +34,8 @@ public struct Raft: Sendable {
     public var storage: (@Sendable (ClosedRange<UInt64>) -> [RaftEntry])?
     public internal(set) var commit: UInt64 = 0
     var applied: UInt64 = 0
+    /// The last entry handed out as committed (and so applied once `advance` returns).
+    public var appliedIndex: UInt64 { applied }
     var random: SeededRandom
     var electionElapsed = 0
     var electionTimeout = 0

@@ -17,8 +17,8 @@ final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
     let members: () -> [Member]?
     /// This node's shard replicas (nil: not clustered).
     var shards: () -> [ShardStatus]? = { nil }
-    /// A channel's shard and this node's view of it (nil: not clustered).
-    var channel: (String) -> JSONValue? = { _ in nil }
+    /// A channel's shard and this node's view of it, answered later (nil: not clustered).
+    var channel: (String, @escaping (JSONValue?) -> Void) -> Void = { _, reply in reply(nil) }
     static let requestBytesMax = 8192
 
     init(address: SocketAddress, loop: EventLoop, members: @escaping () -> [Member]?) throws(SystemError) {
@@ -40,6 +40,19 @@ final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
     func close() {
         listener?.close()
         listener = nil
+    }
+
+    /// Answers a request, at once or (channel info, which waits for a read index) later.
+    func respond(method: String, path: String, reply: @escaping (Int, String, [UInt8]) -> Void) {
+        guard method == "GET", path.hasPrefix("/v1/channels/") else {
+            let (status, type, body) = respond(method: method, path: path)
+            return reply(status, type, body)
+        }
+        let name = Self.percentDecoded(String(path.dropFirst("/v1/channels/".count)))
+        channel(name) { info in
+            guard let info else { return reply(404, "text/plain", Array("not clustered (no --shards)\n".utf8)) }
+            reply(200, "application/json", Self.json(info))
+        }
     }
 
     /// Status line, content type and body for a request line such as `GET /v1/members HTTP/1.1`.
@@ -64,10 +77,6 @@ final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
         case "/v1/shards":
             guard let rows = shards() else { return (404, "text/plain", Array("not clustered (no --shards)\n".utf8)) }
             return (200, "application/json", Self.json(.array(rows.map(\.json))))
-        case _ where path.hasPrefix("/v1/channels/"):
-            let name = Self.percentDecoded(String(path.dropFirst("/v1/channels/".count)))
-            guard let info = channel(name) else { return (404, "text/plain", Array("not clustered (no --shards)\n".utf8)) }
-            return (200, "application/json", Self.json(info))
         default:
             return (404, "text/plain", Array("no such endpoint: \(path)\n".utf8))
         }
@@ -128,8 +137,10 @@ final class AdminRequest: ConnectionDelegate {  // guarded by: loop 0's thread
         guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
             return reply(400, "text/plain", Array("malformed request line\n".utf8))
         }
-        let (status, type, body) = server.respond(method: String(parts[0]), path: String(parts[1].split(separator: "?").first ?? ""))
-        reply(status, type, body)
+        buffer = []
+        server.respond(method: String(parts[0]), path: String(parts[1].split(separator: "?").first ?? "")) { [weak self] status, type, body in
+            self?.reply(status, type, body)
+        }
     }
 
     private func reply(_ status: Int, _ type: String, _ body: [UInt8]) {

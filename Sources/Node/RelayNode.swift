@@ -163,8 +163,21 @@ public final class RelayNode: Sendable {
                         }
                         return addresses
                     }
-                    cluster.admin?.channel = { name in
-                        Self.channelInfo(name, context: shardContext, host: shardHost, directory: directory, relayFrom: edge?.relayed[name])
+                    let adminLoop = group.loops[0]
+                    cluster.admin?.channel = { name, reply in
+                        let info: @Sendable (Bool) -> JSONValue = { linearizable in
+                            Self.channelInfo(
+                                name, context: shardContext, host: shardHost, directory: directory, relayFrom: edge?.relayed[name],
+                                linearizable: linearizable)
+                        }
+                        // The leader confirms its head with a read index first; others answer at once.
+                        let shard = shardContext.shard(of: name)
+                        let leads = shardHost.status.withLock { $0.first { $0.shard == shard }?.role == "leader" }
+                        guard leads else { return reply(info(false)) }
+                        let answer = LoopBound(ReplyBox(reply))
+                        shardHost.readIndex(shard: shard) { index in
+                            _ = adminLoop.execute { answer.value.reply(info(index != nil)) }
+                        }
                     }
                     return .success(true)
                 } catch { return .failure(ErrorBox(description: "\(error)")) }
@@ -276,7 +289,8 @@ extension RelayNode {
     /// `GET /v1/channels/NAME`: the channel's shard, replicas and leader as this node sees
     /// them, and this node's copy (head, earliest; a follower's head may trail the leader's).
     static func channelInfo(
-        _ name: String, context: ShardContext, host: ShardHost, directory: DataDirectory, relayFrom: String?
+        _ name: String, context: ShardContext, host: ShardHost, directory: DataDirectory, relayFrom: String?,
+        linearizable: Bool
     ) -> JSONValue {
         let shard = context.shard(of: name)
         let row = host.status.withLock { rows in rows.first { $0.shard == shard } }
@@ -293,8 +307,17 @@ extension RelayNode {
         fields["head"] = .number(Double(bounds?.head ?? 0))
         fields["earliest"] = .number(Double(bounds?.earliest ?? 1))
         if row == nil { fields["relay_from"] = .string(relayFrom ?? "") }
+        // True when `head` was read after a confirmed read index on the leader: it covers
+        // every publish acknowledged before the request.
+        fields["linearizable"] = .bool(linearizable)
         return .object(fields)
     }
+}
+
+/// A reply closure carried to another thread and back (called only on loop 0).
+final class ReplyBox {
+    let reply: (JSONValue?) -> Void
+    init(_ reply: @escaping (JSONValue?) -> Void) { self.reply = reply }
 }
 
 /// Holds a loop's context so closures can carry it across threads; the context itself

@@ -24,6 +24,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var forwards: [(node: String, request: UInt64, shard: Int, publish: ReplicatedPublish)] = []
         var results: [(request: UInt64, result: ForwardResult)] = []
         var linksDown: [String] = []
+        var reads: [(shard: Int, reply: @Sendable (UInt64?) -> Void)] = []
         var stopping = false
     }
 
@@ -38,6 +39,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private var outgoingRaft: [String: [ShardEnvelope]] = [:]
     private var outgoingFrames: [String: [PeerFrame]] = [:]
     private var lastRetentionMs: Int64 = 0
+    private var nextReadContext: UInt64 = 1
+    private var pendingReads: [UInt64: (shard: Int, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
+    private var confirmedReads: [(shard: Int, index: UInt64, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = []
+    static let readWaitMs: Int64 = 2000
     /// Log entries a replica keeps in memory beyond what it applied.
     static let inMemoryEntries = 256
     /// What the admin API shows; refreshed a few times a second.
@@ -91,6 +96,16 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         wake.signal()
     }
 
+    /// Read index for `shard` (docs/ARCHITECTURE.md, "Reading the committed head"): `reply`
+    /// gets the confirmed index once this node has applied it — everything committed
+    /// before the call is then in the local channel logs — or nil when this node does not
+    /// lead the shard or cannot confirm it within `readWaitMs`. Called from any thread;
+    /// `reply` runs on the replication thread.
+    func readIndex(shard: Int, reply: @escaping @Sendable (UInt64?) -> Void) {
+        inbox.withLock { $0.reads.append((shard, reply)) }
+        wake.signal()
+    }
+
     func linkDown(_ node: String) {
         inbox.withLock { $0.linksDown.append(node) }
         wake.signal()
@@ -118,6 +133,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 for shard in groups.keys { groups[shard]!.raft.tick() }
                 nextTickMs = max(nextTickMs + context.tickMs, now)
                 router.expire(now: now, host: self)
+                for (context, read) in pendingReads where read.deadline <= now {
+                    pendingReads[context] = nil
+                    read.reply(nil)
+                }
             }
             for item in taken.raft {
                 let shard = Int(item.shard)
@@ -127,6 +146,15 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             for node in taken.linksDown { router.linkDown(node, host: self) }
             for item in taken.results { router.resolve(request: item.request, item.result, host: self, now: now) }
             for item in taken.forwards { router.acceptForwarded(item, host: self, now: now) }
+            for read in taken.reads {
+                let context = nextReadContext
+                nextReadContext += 1
+                if groups[read.shard]?.raft.readIndex(context: context) == true {
+                    pendingReads[context] = (read.shard, now + Self.readWaitMs, read.reply)
+                } else {
+                    read.reply(nil)
+                }
+            }
             router.route(taken.publishes.map { ($0.0, .local($0.1)) }, host: self, now: now)
             router.retryWaiting(host: self, now: now)
             router.proposeQueued(host: self, now: now)
@@ -212,6 +240,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             router.applied(shard: shard, index: index, term: term, outcome: outcome, settled: &settled, host: self)
         }
         for (shard, ready) in readies {
+            for state in ready.reads {
+                guard let read = pendingReads.removeValue(forKey: state.context) else { continue }
+                confirmedReads.append((shard, state.index, read.deadline, read.reply))
+            }
             for entry in ready.committed where entry.kind != .normal || entry.data.isEmpty {
                 router.applied(shard: shard, index: entry.index, term: entry.term, outcome: nil, settled: &settled, host: self)
             }
@@ -223,7 +255,20 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         }
         flushOutgoing()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
+        answerReads(now: now)
         maybeHousekeep(now: now)
+    }
+
+    /// Confirmed reads whose index this node has applied (its transaction committed).
+    private func answerReads(now: Int64) {
+        guard !confirmedReads.isEmpty else { return }
+        var waiting: [(shard: Int, index: UInt64, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = []
+        for read in confirmedReads {
+            if (groups[read.shard]?.raft.appliedIndex ?? 0) >= read.index { read.reply(read.index) }
+            else if read.deadline <= now { read.reply(nil) }
+            else { waiting.append(read) }
+        }
+        confirmedReads = waiting
     }
 
     /// Leader-to-follower messages that promise nothing about this node's disk.

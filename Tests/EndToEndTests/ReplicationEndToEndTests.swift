@@ -100,6 +100,13 @@ extension NodeProcess {
             }
         }
         for channel in channels { #expect(acked[channel] == (1...UInt64(perChannel)).map { $0 }) }
+        // The leader's channel info reads its head through a read index: it covers every ack.
+        for channel in channels {
+            let leaderName = cluster.channelInfo(0, channel)["leader"] as? String ?? ""
+            let leader = try #require(cluster.names.firstIndex(of: leaderName))
+            let info = cluster.channelInfo(leader, channel)
+            #expect(info["linearizable"] as? Bool == true && (info["head"] as? NSNumber)?.intValue == perChannel, "\(info)")
+        }
         for reader in [1, 2] {
             let client = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[reader].address), clientName: "e2e-sub")
             defer { client.close() }

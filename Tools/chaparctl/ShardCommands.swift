@@ -14,7 +14,9 @@ enum ShardCommands {
     static let channelUsage = """
         USAGE: chaparctl channel info NAME --dir DIR [--json]
 
-        The channel's shard, replicas, leader and head offset (as the leader stores it).
+        The channel's shard, replicas, leader and head offset. The head comes from the shard's
+        leader after a read index (`linearizable: true`): it covers every publish acknowledged
+        before the command ran.
         """
 
     struct ShardRow {
@@ -101,21 +103,24 @@ enum ShardCommands {
             answers.append(object)
         }
         guard !answers.isEmpty else { throw CommandArguments.Failure("no node of \(dir) answered (is the cluster up and sharded?)") }
-        // The leader's copy has the head; a follower's may trail it.
-        let best = answers.first { $0["role"] as? String == "leader" } ?? answers.max {
+        // The leader's head confirmed by a read index covers every acknowledged publish; a
+        // follower's copy may trail it.
+        let best = answers.first { $0["role"] as? String == "leader" && $0["linearizable"] as? Bool == true }
+            ?? answers.first { $0["role"] as? String == "leader" } ?? answers.max {
             (($0["head"] as? NSNumber)?.intValue ?? 0) < (($1["head"] as? NSNumber)?.intValue ?? 0)
         }!
         let result: [String: Any] = [
             "channel": name, "shard": best["shard"] ?? -1, "replicas": best["replicas"] ?? [],
             "leader": best["leader"] ?? "", "head": best["head"] ?? 0, "earliest": best["earliest"] ?? 1,
+            "linearizable": best["linearizable"] ?? false,
         ]
         if arguments.has("json") {
             let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
             emit(String(decoding: data, as: UTF8.self))
         } else {
-            for key in ["channel", "shard", "replicas", "leader", "head", "earliest"] {
+            for key in ["channel", "shard", "replicas", "leader", "head", "earliest", "linearizable"] {
                 let value = result[key].map { ($0 as? [String])?.joined(separator: ",") ?? "\($0)" } ?? ""
-                emit("\(key + ":")\(String(repeating: " ", count: 10 - key.count))\(value)")
+                emit("\(key + ":")\(String(repeating: " ", count: 14 - key.count))\(value)")
             }
         }
         return 0
