@@ -173,16 +173,21 @@ struct ReplicatedPublish: Equatable {
         return ReplicatedPublish(channel: channel, producer: producer, timestamp: timestamp, payload: payload)
     }
 
-    static func decode(_ bytes: [UInt8]) throws(DecodeFailure) -> ReplicatedPublish {
-        let result = bytes.withUnsafeBytes { raw -> Result<ReplicatedPublish, DecodeFailure> in
+    /// An entry's publishes (one or more, back to back), each with where its payload
+    /// starts in `bytes` (so a channel record can point at it instead of copying it).
+    static func decodeEntry(_ bytes: [UInt8]) throws(DecodeFailure) -> [(publish: ReplicatedPublish, payloadStart: Int)] {
+        let result = bytes.withUnsafeBytes { raw -> Result<[(ReplicatedPublish, Int)], DecodeFailure> in
             do throws(DecodeFailure) {
                 var reader = ByteReader(raw)
-                let publish = try decode(&reader)
-                try reader.expectEnd()
-                return .success(publish)
+                var publishes: [(ReplicatedPublish, Int)] = []
+                repeat {
+                    let publish = try decode(&reader)
+                    publishes.append((publish, reader.position - publish.payload.count))
+                } while !reader.isAtEnd
+                return .success(publishes)
             } catch { return .failure(error) }
         }
-        return try result.get()
+        return try result.get().map { (publish: $0.0, payloadStart: $0.1) }
     }
 
     var input: AppendInput { AppendInput(channel: channel, producer: producer, payload: payload, timestamp: timestamp) }

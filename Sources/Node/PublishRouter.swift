@@ -1,3 +1,4 @@
+import ChaparCore
 import Storage
 import Transport
 
@@ -24,9 +25,10 @@ final class PublishRouter {  // guarded by: the replication thread
         var deadline: Int64
     }
 
+    /// The publishes proposed in one entry, in the entry's order.
     private struct Pending {
         var term: UInt64
-        var origin: Origin
+        var origins: [Origin]
         var deadline: Int64
     }
 
@@ -133,18 +135,39 @@ final class PublishRouter {  // guarded by: the replication thread
         route(item.publish.input, .remote(node: item.node, request: item.request), attempts: 0, host: host, now: now)
     }
 
-    /// Proposes what was queued for shards this node leads, one batch per shard.
+    /// Entry data per Raft entry: a cycle's publishes for a shard travel in as few entries
+    /// as this allows (one Raft entry, one log row, many publishes).
+    static let entryBytesMax = 1 << 20
+
+    /// Proposes what was queued for shards this node leads: each shard's publishes of this
+    /// cycle packed into entries of up to `entryBytesMax` (a larger publish goes alone).
     func proposeQueued(host: ShardHost, now: Int64) {
         guard !queued.isEmpty else { return }
         let batches = queued
         queued = [:]
         for (shard, items) in batches {
+            var entries: [[UInt8]] = []
+            var origins: [[Origin]] = []
+            var writer = ByteWriter(capacity: 4096)
+            var packed: [Origin] = []
+            for (publish, origin) in items {
+                if !packed.isEmpty && writer.count + publish.payload.count + 64 > Self.entryBytesMax {
+                    entries.append(writer.finish())
+                    origins.append(packed)
+                    writer = ByteWriter(capacity: 4096)
+                    packed = []
+                }
+                publish.encode(into: &writer)
+                packed.append(origin)
+            }
+            entries.append(writer.finish())
+            origins.append(packed)
             let before = host.groups[shard]!.raft.lastIndex
-            if host.groups[shard]!.raft.propose(batch: items.map(\.0.encoded)) {
+            if host.groups[shard]!.raft.propose(batch: entries) {
                 let term = host.groups[shard]!.raft.term
-                for (offset, item) in items.enumerated() {
+                for (offset, list) in origins.enumerated() {
                     pending[shard, default: [:]][before + 1 + UInt64(offset)] = Pending(
-                        term: term, origin: item.1, deadline: now + context.resolveWaitMs)
+                        term: term, origins: list, deadline: now + context.resolveWaitMs)
                 }
             } else {
                 for item in items { route(item.0.input, item.1, attempts: 1, host: host, now: now) }
@@ -152,18 +175,21 @@ final class PublishRouter {  // guarded by: the replication thread
         }
     }
 
-    /// The entry at (`shard`, `index`) of `term` was applied with `outcome` (nil: not a
-    /// publish). A publish proposed there in another term was overwritten: not stored.
+    /// The entry at (`shard`, `index`) of `term` was applied with `outcomes`, one per
+    /// publish it held (empty: not a publish entry). Publishes proposed there in another
+    /// term were overwritten: not stored.
     func applied(
-        shard: Int, index: UInt64, term: UInt64, outcome: AppendOutcome?,
+        shard: Int, index: UInt64, term: UInt64, outcomes: [AppendOutcome],
         settled report: inout [(context: PublishTicket, outcome: AppendOutcome)], host: ShardHost
     ) {
         guard let entry = pending[shard]?.removeValue(forKey: index) else { return }
-        let result: AppendOutcome
-        if entry.term == term, let outcome { result = outcome } else {
-            result = .rejected(reason: "leadership of shard \(shard) changed before the publish was replicated")
+        for (position, origin) in entry.origins.enumerated() {
+            let result: AppendOutcome
+            if entry.term == term, position < outcomes.count { result = outcomes[position] } else {
+                result = .rejected(reason: "leadership of shard \(shard) changed before the publish was replicated")
+            }
+            deliver(origin, result, into: &report, host: host)
         }
-        deliver(entry.origin, result, into: &report, host: host)
     }
 
     private func deliver(
@@ -210,7 +236,9 @@ final class PublishRouter {  // guarded by: the replication thread
         for (shard, entries) in pending {
             for (index, entry) in entries where entry.deadline <= now {
                 pending[shard]![index] = nil
-                deliver(entry.origin, .unknown(reason: "not committed within \(context.resolveWaitMs) ms"), into: &report, host: host)
+                for origin in entry.origins {
+                    deliver(origin, .unknown(reason: "not committed within \(context.resolveWaitMs) ms"), into: &report, host: host)
+                }
             }
         }
         settled += report
@@ -223,7 +251,9 @@ final class PublishRouter {  // guarded by: the replication thread
         for (_, item) in forwarded { settled.append((item.ticket, .unknown(reason: reason))) }
         forwarded = [:]
         var report: [(context: PublishTicket, outcome: AppendOutcome)] = []
-        for (_, entries) in pending { for (_, entry) in entries { deliver(entry.origin, .unknown(reason: reason), into: &report, host: host) } }
+        for (_, entries) in pending {
+            for (_, entry) in entries { for origin in entry.origins { deliver(origin, .unknown(reason: reason), into: &report, host: host) } }
+        }
         pending = [:]
         settled += report
     }

@@ -171,7 +171,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private func cycle(now: Int64) {
         var persist: [RaftPersist] = []
         var apply: [AppendInput] = []
-        var applyPositions: [(shard: Int, index: UInt64, term: UInt64)] = []
+        var applyPositions: [(shard: Int, index: UInt64, term: UInt64, last: Bool)] = []
         var appliedThrough: [Int: UInt64] = [:]
         var readies: [Int: RaftReady] = [:]
         for shard in groups.keys.sorted() {
@@ -187,15 +187,17 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 guard entry.index > groups[shard]!.appliedFloor else { continue }
                 appliedThrough[shard] = entry.index
                 guard entry.kind == .normal, !entry.data.isEmpty else { continue }
-                guard let publish = try? ReplicatedPublish.decode(entry.data) else {
+                guard let publishes = try? ReplicatedPublish.decodeEntry(entry.data) else {
                     context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
                     continue
                 }
-                var input = publish.input
-                // The channel record points into this entry instead of copying its payload.
-                input.reference = PayloadReference(shard: shard, index: entry.index, skip: entry.data.count - publish.payload.count)
-                apply.append(input)
-                applyPositions.append((shard, entry.index, entry.term))
+                for (position, item) in publishes.enumerated() {
+                    var input = item.publish.input
+                    // The channel record points into this entry instead of copying its payload.
+                    input.reference = PayloadReference(shard: shard, index: entry.index, skip: item.payloadStart)
+                    apply.append(input)
+                    applyPositions.append((shard, entry.index, entry.term, position == publishes.count - 1))
+                }
             }
         }
         guard !readies.isEmpty || !outgoingFrames.isEmpty || router.hasSettled else { return maybeHousekeep(now: now) }
@@ -235,9 +237,13 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
         }
         var settled = router.takeSettled()
+        var entryOutcomes: [AppendOutcome] = []
         for (position, outcome) in outcomes.enumerated() {
-            let (shard, index, term) = applyPositions[position]
-            router.applied(shard: shard, index: index, term: term, outcome: outcome, settled: &settled, host: self)
+            let (shard, index, term, last) = applyPositions[position]
+            entryOutcomes.append(outcome)
+            guard last else { continue }
+            router.applied(shard: shard, index: index, term: term, outcomes: entryOutcomes, settled: &settled, host: self)
+            entryOutcomes = []
         }
         for (shard, ready) in readies {
             for state in ready.reads {
@@ -245,7 +251,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 confirmedReads.append((shard, state.index, read.deadline, read.reply))
             }
             for entry in ready.committed where entry.kind != .normal || entry.data.isEmpty {
-                router.applied(shard: shard, index: entry.index, term: entry.term, outcome: nil, settled: &settled, host: self)
+                router.applied(shard: shard, index: entry.index, term: entry.term, outcomes: [], settled: &settled, host: self)
             }
             groups[shard]!.raft.advance(ready)
             // Applied entries leave memory (they stay on disk for lagging followers).

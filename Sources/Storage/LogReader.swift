@@ -13,11 +13,12 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
     init(path: String) throws(StorageError) {
         db = try Database(path: path, readOnly: true)
         selectChannel = try db.prepare("SELECT id, head, earliest FROM channels WHERE name=?1")
-        // A clustered record's payload is the tail of its Raft log entry (stored once); a
-        // missing entry reads as an empty payload, which fails the checksum.
+        // A clustered record's payload is a slice of its Raft log entry (stored once; an
+        // entry may carry several); a missing entry reads as an empty payload, which fails
+        // the checksum.
         selectRange = try db.prepare("""
             SELECT m.offset, m.ts, m.crc,
-                   CASE WHEN m.ref_idx IS NULL THEN m.payload ELSE substr(r.data, m.ref_skip + 1) END
+                   CASE WHEN m.ref_idx IS NULL THEN m.payload ELSE substr(r.data, m.ref_skip + 1, m.bytes) END
             FROM messages m LEFT JOIN raft_log r ON r.shard = m.ref_shard AND r.idx = m.ref_idx
             WHERE m.channel=?1 AND m.offset>=?2 ORDER BY m.offset LIMIT ?3
             """)

@@ -135,7 +135,6 @@ extension NodeProcess {
         try await cluster.start(shards: 8)
         let target = "chapar://" + cluster.nodes.map(\.address).joined(separator: ",")
         let report = FileManager.default.temporaryDirectory.path + "/chapar-e2e-report-\(UInt32.random(in: 0...UInt32.max)).json"
-        defer { try? FileManager.default.removeItem(atPath: report) }
         let loadsim = Process()
         loadsim.executableURL = URL(fileURLWithPath: builtProduct("chapar-loadsim"))
         loadsim.arguments = ["run", "--scenario", "groups", "--target", target, "--duration", "8", "--rate", "800", "--json", report]
@@ -144,6 +143,8 @@ extension NodeProcess {
         try loadsim.run()
         let loadsimPid = loadsim.processIdentifier
         defer { if loadsim.isRunning { kill(loadsimPid, SIGKILL) } }
+        // Kept when the oracle complains, for the failure message to point at.
+        defer { if !loadsim.isRunning && loadsim.terminationStatus == 0 { try? FileManager.default.removeItem(atPath: report) } }
 
         func committed(_ index: Int) -> Int { cluster.shardRows(index).reduce(0) { $0 + (($1["commit"] as? NSNumber)?.intValue ?? 0) } }
         let before = committed(0)
@@ -159,7 +160,7 @@ extension NodeProcess {
         #expect(loadsim.terminationStatus == 0, "the oracle found violations (report \(report))")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
         let violations = json?["violations"] as? [String: Any] ?? [:]
-        for kind in ["order", "gaps", "duplicates", "lost"] { #expect((violations[kind] as? NSNumber)?.intValue == 0, "\(kind)") }
+        for kind in ["order", "gaps", "duplicates", "lost"] { #expect((violations[kind] as? NSNumber)?.intValue == 0, "\(kind): \(json?["notes"] ?? "")") }
 
         // Publishing on the crashed leader's shards goes on through the survivors.
         let survivor = survivors.sorted()[0]

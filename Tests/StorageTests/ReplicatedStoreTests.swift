@@ -43,21 +43,26 @@ import Testing
         let temp = TempDirectory("replicated-ref")
         defer { temp.remove() }
         let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        // One entry carrying two publishes: each record points at its own slice.
         let header: [UInt8] = [9, 9, 9]
-        let raft = [StoredRaftEntry(term: 1, index: 1, kind: 0, data: header + Array("hello".utf8))]
-        let input = AppendInput(
-            channel: "news", producer: nil, payload: Array("hello".utf8), timestamp: 7,
-            reference: PayloadReference(shard: 2, index: 1, skip: 3))
+        let raft = [StoredRaftEntry(term: 1, index: 1, kind: 0, data: header + Array("hello".utf8) + header + Array("world!".utf8))]
+        let inputs = [
+            AppendInput(channel: "news", producer: nil, payload: Array("hello".utf8), timestamp: 7,
+                        reference: PayloadReference(shard: 2, index: 1, skip: 3)),
+            AppendInput(channel: "news", producer: nil, payload: Array("world!".utf8), timestamp: 7,
+                        reference: PayloadReference(shard: 2, index: 1, skip: 11)),
+        ]
         _ = try store.commit(
             persist: [RaftPersist(shard: 2, hardState: (term: 1, vote: nil, commit: 1, repairing: nil), entries: raft)],
-            apply: [input], appliedThrough: [2: 1], now: 7)
+            apply: inputs, appliedThrough: [2: 1], now: 7)
         let reader = try DataDirectory.readerFor(temp.path)
-        #expect(try reader.read("news", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == [Array("hello".utf8)])
+        #expect(try reader.read("news", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload)
+            == [Array("hello".utf8), Array("world!".utf8)])
         let db = try Database(path: temp.path + "/" + Schema.fileName, readOnly: true)
-        #expect(try db.scalarText("SELECT length(payload) FROM messages") == "0", "no second copy")
+        #expect(try db.scalarText("SELECT sum(length(payload)) FROM messages") == "0", "no second copy")
         // Damage the entry: the record fails its checksum rather than read wrong bytes.
         let writable = try Database(path: temp.path + "/" + Schema.fileName, readOnly: false)
-        try writable.execute("UPDATE raft_log SET data = X'090909' || X'68656C6C70' WHERE shard = 2 AND idx = 1")
+        try writable.execute("UPDATE raft_log SET data = X'090909' || X'68656C6C70' || X'090909' || CAST('world!' AS BLOB) WHERE shard = 2 AND idx = 1")
         #expect(throws: StorageError.corruptRecord(channel: "news", offset: 1)) {
             try reader.read("news", from: 1, maxMessages: 10, maxBytes: 1 << 20)
         }
