@@ -130,13 +130,16 @@ public struct Raft: Sendable {
         return storage?(index...index).first
     }
 
-    /// Entries `lower...upper`, all held in memory or storage.
+    /// Entries `lower...upper` from memory or storage. When storage cannot supply all of
+    /// its part (a damaged disk), only the entries before the gap come back: nothing after a
+    /// gap is ever sent, and the shell repairs the replica.
     public func entries(_ lower: UInt64, _ upper: UInt64) -> [RaftEntry] {
         guard lower <= upper else { return [] }
         var result: [RaftEntry] = []
         if lower <= logOffset {
             let stored = storage?(lower...min(upper, logOffset)) ?? []
-            precondition(stored.count == Int(min(upper, logOffset) - lower + 1), "storage lacks compacted entries \(lower)...")
+            let dense = zip(stored, lower...).prefix { $0.0.index == $0.1 }.map(\.0)
+            guard dense.count == Int(min(upper, logOffset) - lower + 1) else { return dense }
             result = stored
         }
         let from = max(lower, logOffset + 1)

@@ -32,6 +32,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private let inbox = Mutex(Inbox())
     private let wake = DispatchSemaphore(value: 0)
     private let store: ReplicatedStore
+    private let reader: StoredEntryReader
     var groups: [Int: ShardGroup] = [:]
     var router: PublishRouter
     private let onCommit: (CommitReport<PublishTicket>) -> Void
@@ -61,6 +62,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         router = PublishRouter(context: context)
         let loaded = try store.load()
         let reader = StoredEntryReader(store: store, logger: context.logger)
+        self.reader = reader
         for shard in context.localShards {
             groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded[shard], reader: reader)
         }
@@ -262,7 +264,23 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         flushOutgoing()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
         answerReads(now: now)
+        repairDamaged()
         maybeHousekeep(now: now)
+    }
+
+    /// Rebuilds replicas whose stored entries failed to read back: the load cuts the log at
+    /// the damage and the group restarts in repair mode — no longer leading or voting for
+    /// the shard until the others have sent the entries again.
+    private func repairDamaged() {
+        for shard in reader.takeDamaged() where groups[shard] != nil {
+            do throws(StorageError) {
+                let loaded = try store.load(shard: shard)
+                groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded, reader: reader)
+            } catch {
+                context.logger.error("replica repair failed; stopping", ["shard": "\(shard)", "error": error.description])
+                fatalError("replica repair of shard \(shard) failed: \(error)")
+            }
+        }
     }
 
     /// Confirmed reads whose index this node has applied (its transaction committed).
@@ -392,14 +410,23 @@ final class StoredEntryReader: @unchecked Sendable {  // guarded by: the replica
         self.logger = logger
     }
 
+    /// Shards whose stored entries failed to read back since the last check.
+    private(set) var damaged: Set<Int> = []
+
     func read(shard: Int, _ range: ClosedRange<UInt64>) -> [RaftEntry] {
         do throws(StorageError) {
             return try store.entries(shard: shard, from: range.lowerBound, through: range.upperBound).map(RaftEntry.init)
         } catch {
-            // Sending a corrupt or missing entry would spread the damage; stop instead,
-            // and let the other replicas carry the shard.
-            logger.error("cannot read back the Raft log; stopping", ["shard": "\(shard)", "error": error.description])
-            fatalError("Raft log of shard \(shard) unreadable: \(error)")
+            // Sending a damaged entry would spread the damage: send nothing, and have the
+            // replica rebuilt in repair mode after this cycle (it stops leading and voting).
+            logger.error("cannot read back the Raft log; repairing the replica", ["shard": "\(shard)", "error": error.description])
+            damaged.insert(shard)
+            return []
         }
+    }
+
+    func takeDamaged() -> Set<Int> {
+        defer { damaged = [] }
+        return damaged
     }
 }

@@ -49,10 +49,11 @@ final class RaftLogTables {
     /// Every stored entry is verified; from the first one that fails its checksum (or is
     /// missing) the log is cut — those rows are deleted — and the replica is reported as
     /// damaged, to repair itself from the others (`LoadedReplica.damaged`).
-    func load() throws(StorageError) -> [Int: LoadedReplica] {
+    func load(only: Int? = nil) throws(StorageError) -> [Int: LoadedReplica] {
         var replicas: [Int: LoadedReplica] = [:]
         let states = try db.prepare("SELECT shard, term, vote, commit_index, applied, repairing FROM raft_state")
         while try states.step() {
+            if let only, Int(states.int64(0)) != only { continue }
             let vote: UInt64? = states.isNull(2) ? nil : UInt64(bitPattern: states.int64(2))
             let repairing: UInt64? = states.isNull(5) ? nil : UInt64(states.int64(5))
             let state = StoredRaftState(

@@ -26,6 +26,9 @@ public final class ReplicatedStore {
     /// Every replica's persisted state and unapplied log (verified against their checksums).
     public func load() throws(StorageError) -> [Int: LoadedReplica] { try tables.load() }
 
+    /// One replica's state, reloaded (and its log cut at any damage) while the node runs.
+    public func load(shard: Int) throws(StorageError) -> LoadedReplica? { try tables.load(only: shard)[shard] }
+
     /// Stored Raft entries of `shard`, `from...through` (checksums verified).
     public func entries(shard: Int, from: UInt64, through: UInt64) throws(StorageError) -> [StoredRaftEntry] {
         try tables.entries(shard: shard, from: from, through: through)

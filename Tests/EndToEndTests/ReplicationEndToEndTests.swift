@@ -369,4 +369,58 @@ extension NodeProcess {
         }
         #expect(seen == (1...40).map { "\($0):m\($0)" })
     }
+
+    /// The leader's old (compacted) entries are damaged while it runs; a restarted follower
+    /// needs them: the leader notices on reading them back, sends nothing damaged, rebuilds
+    /// its replica in repair mode (no longer leading), the healthy follower takes over, and
+    /// everyone ends with every message.
+    @Test func leaderWithDamagedHistoryStepsAsideAndRepairs() async throws {
+        let cluster = try ShardedCluster(shards: 1)
+        defer { cluster.cleanUp() }
+        try await cluster.start(shards: 1)
+        let channel = "history"
+        let leaderName = try #require(cluster.channelInfo(0, channel)["leader"] as? String)
+        let leader = try #require(cluster.names.firstIndex(of: leaderName))
+        let lagging = (leader + 1) % 3
+        _ = cluster.nodes[lagging].stop()
+
+        let client = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[leader].address), clientName: "e2e")
+        defer { client.close() }
+        for value in 1...700 { _ = try await client.publish(channel, Array("m\(value)".utf8)) }
+
+        let damage = Process()
+        damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        damage.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], timeout=10)
+            db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = 0 AND idx BETWEEN 20 AND 40")
+            db.commit()
+            """, cluster.nodes[leader].data + "/chapar.db"]
+        try damage.run()
+        damage.waitUntilExit()
+        #expect(damage.terminationStatus == 0)
+
+        let seed = try cluster.nodes[leader].details()["gossip"] as? String ?? ""
+        try cluster.nodes[lagging].start(additional: ["--seeds", seed])
+        try await waitUntilAsync("the leader notices the damage and repairs", seconds: 60) {
+            cluster.nodes[leader].log().contains("repairing the replica")
+        }
+        try await waitUntilAsync("all three hold all 700", seconds: 90) {
+            cluster.nodes.indices.allSatisfy { cluster.channelHead($0, channel) == 700 }
+        }
+        try await waitUntilAsync("the old leader's repair completes", seconds: 60) {
+            cluster.shardRows(leader).first?["repairing_until"] is NSNull
+        }
+        let reader = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[lagging].address), clientName: "e2e")
+        defer { reader.close() }
+        let stream = try await reader.subscribe(channel, from: .earliest)
+        var count = 0
+        var inOrder = true
+        for try await message in stream {
+            count += 1
+            inOrder = inOrder && message.offset == UInt64(count) && message.payload == Array("m\(count)".utf8)
+            if count == 700 { break }
+        }
+        #expect(inOrder)
+    }
 }
