@@ -132,7 +132,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
             let now = MonotonicClock.nowMs()
             if now >= nextTickMs {
-                for shard in groups.keys { groups[shard]!.raft.tick() }
+                // Over a copy of the keys: iterating the dictionary itself while mutating it
+                // would copy every group (copy-on-write) on each tick.
+                for shard in Array(groups.keys) { groups[shard]!.raft.tick() }
                 nextTickMs = max(nextTickMs + context.tickMs, now)
                 router.expire(now: now, host: self)
                 for (context, read) in pendingReads where read.deadline <= now {
