@@ -241,7 +241,12 @@ final class LoopContext {  // guarded by: loop thread
     private func endSubscription(_ subscription: Subscription, _ error: StorageError) {
         let session = subscription.session
         let code: ErrorCode
-        if case .corruptRecord = error { code = .corruptRecord } else { code = .storageFailure }
+        if case .corruptRecord = error {
+            code = .corruptRecord
+            shared.reportDamage(subscription.channel.name)
+        } else {
+            code = .storageFailure
+        }
         shared.logger.error("subscription ended by a read failure", [
             "channel": subscription.channel.name, "error": error.description,
         ])

@@ -18,6 +18,8 @@ final class NodeShared: Sendable {
     /// Clustered nodes: the shards this node holds a replica of.
     let localShards: Set<Int>
     let shardOf: @Sendable (String) -> Int
+    /// Clustered nodes: a channel's record failed its checksum (its shard gets checked).
+    let reportDamage: @Sendable (String) -> Void
 
     /// True for a channel this node serves by relay from another node.
     func isEdge(_ channel: String) -> Bool { edge != nil && !localShards.contains(shardOf(channel)) }
@@ -25,8 +27,10 @@ final class NodeShared: Sendable {
     init(
         config: NodeConfig, logger: Logger, directory: DataDirectory, feeds: FeedRegistry,
         committer: any PublishSink, tokenSecret: TokenSecret?, edge: EdgeRelay? = nil, localShards: Set<Int> = [],
-        shardOf: @escaping @Sendable (String) -> Int = { _ in 0 }
+        shardOf: @escaping @Sendable (String) -> Int = { _ in 0 },
+        reportDamage: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.reportDamage = reportDamage
         self.edge = edge
         self.localShards = localShards
         self.shardOf = shardOf

@@ -94,7 +94,10 @@ public final class RelayNode: Sendable {
         let shared = NodeShared(
             config: config, logger: logger, directory: directory, feeds: feeds, committer: sink,
             tokenSecret: tokenSecret, edge: edgeRelay, localShards: Set(shardContext?.localShards ?? []),
-            shardOf: { [shardContext] channel in shardContext?.shard(of: channel) ?? 0 })
+            shardOf: { [shardContext] channel in shardContext?.shard(of: channel) ?? 0 },
+            reportDamage: { [shardContext, shardHost] channel in
+                if let shardContext, let shardHost { shardHost.reportDamage(shard: shardContext.shard(of: channel)) }
+            })
         var contexts: [LoopContextBox] = []
         for loop in group.loops {
             let box = group.sync(on: loop.index) { () -> Result<LoopContextBox, StorageError> in

@@ -25,6 +25,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var results: [(request: UInt64, result: ForwardResult)] = []
         var linksDown: [String] = []
         var reads: [(shard: Int, reply: @Sendable (UInt64?) -> Void)] = []
+        var damaged: Set<Int> = []
         var stopping = false
     }
 
@@ -108,6 +109,13 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         wake.signal()
     }
 
+    /// A reader found a record of `shard` that fails its checksum: check the replica's
+    /// stored entries and repair it if they are damaged.
+    func reportDamage(shard: Int) {
+        _ = inbox.withLock { $0.damaged.insert(shard) }
+        wake.signal()
+    }
+
     func linkDown(_ node: String) {
         inbox.withLock { $0.linksDown.append(node) }
         wake.signal()
@@ -148,6 +156,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 groups[shard]!.raft.step(item.envelope)
             }
             for node in taken.linksDown { router.linkDown(node, host: self) }
+            for shard in taken.damaged { reader.flag(shard) }
             for item in taken.results { router.resolve(request: item.request, item.result, host: self, now: now) }
             for item in taken.forwards { router.acceptForwarded(item, host: self, now: now) }
             for read in taken.reads {
@@ -277,6 +286,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         for shard in reader.takeDamaged() where groups[shard] != nil {
             do throws(StorageError) {
                 let loaded = try store.load(shard: shard)
+                guard loaded?.damaged != nil else {
+                    context.logger.warn("no damaged Raft entries found; the damage is in the channel log", ["shard": "\(shard)"])
+                    continue
+                }
                 groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded, reader: reader)
             } catch {
                 context.logger.error("replica repair failed; stopping", ["shard": "\(shard)", "error": error.description])
@@ -426,6 +439,8 @@ final class StoredEntryReader: @unchecked Sendable {  // guarded by: the replica
             return []
         }
     }
+
+    func flag(_ shard: Int) { damaged.insert(shard) }
 
     func takeDamaged() -> Set<Int> {
         defer { damaged = [] }

@@ -423,4 +423,67 @@ extension NodeProcess {
         }
         #expect(inOrder)
     }
+
+    /// A follower's stored entries are damaged while it runs, and a subscriber reading them
+    /// hits a record that fails its checksum: the subscriber gets `corrupt_record` (never
+    /// wrong bytes), the node checks the shard, finds the damage, repairs the replica from
+    /// the others, and a new subscription then reads every message.
+    @Test func damageFoundByAReaderIsRepaired() async throws {
+        let cluster = try ShardedCluster(shards: 1)
+        defer { cluster.cleanUp() }
+        try await cluster.start(shards: 1)
+        let channel = "read-damage"
+        let leaderName = try #require(cluster.channelInfo(0, channel)["leader"] as? String)
+        let follower = try #require(cluster.names.indices.first { cluster.names[$0] != leaderName })
+        let writer = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[0].address), clientName: "e2e")
+        defer { writer.close() }
+        for value in 1...50 { _ = try await writer.publish(channel, Array("m\(value)".utf8)) }
+        try await waitUntilAsync("the follower holds all 50", seconds: 30) { cluster.channelHead(follower, channel) == 50 }
+
+        let damage = Process()
+        damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        damage.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], timeout=10)
+            db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = 0 AND idx BETWEEN 10 AND 20")
+            db.commit()
+            """, cluster.nodes[follower].data + "/chapar.db"]
+        try damage.run()
+        damage.waitUntilExit()
+        #expect(damage.terminationStatus == 0)
+
+        func readAll(_ label: String) async throws -> (count: Int, failed: Bool) {
+            let reader = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[follower].address), clientName: label)
+            defer { reader.close() }
+            let watchdog = Task {
+                try await Task.sleep(nanoseconds: 30_000_000_000)
+                reader.close()
+            }
+            defer { watchdog.cancel() }
+            var count = 0
+            do {
+                for try await message in try await reader.subscribe(channel, from: .earliest) {
+                    guard message.offset == UInt64(count + 1), message.payload == Array("m\(count + 1)".utf8) else { break }
+                    count += 1
+                    if count == 50 { break }
+                }
+            } catch {
+                return (count, true)
+            }
+            return (count, false)
+        }
+        let first = try await readAll("e2e-first")
+        #expect(first.failed && first.count < 50, "the damaged records are refused: \(first)")
+        try await waitUntilAsync("the follower finds and repairs the damage", seconds: 60) {
+            cluster.nodes[follower].log().contains("raft log damaged")
+                && cluster.shardRows(follower).first?["repairing_until"] is NSNull
+        }
+        let deadline = Date().addingTimeInterval(60)
+        var again = try await readAll("e2e-again")
+        while (again.count < 50 || again.failed) && Date() < deadline {
+            try await Task.sleep(nanoseconds: 200_000_000)  // between attempts, bounded by the deadline
+            again = try await readAll("e2e-again")
+        }
+        #expect(again.count == 50 && !again.failed, "\(again)")
+    }
 }
