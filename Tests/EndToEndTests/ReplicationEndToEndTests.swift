@@ -75,6 +75,23 @@ final class ShardedCluster {
     }
 }
 
+/// Overwrites stored Raft entries of a node's database with random bytes (their checksums
+/// then fail), through Python's sqlite3 — the node may be running.
+func damageRaftLog(database: String, shard: Int, from: Int, through: Int) throws -> Int32 {
+    let damage = Process()
+    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    damage.arguments = ["python3", "-c", """
+        import sqlite3, sys
+        db = sqlite3.connect(sys.argv[1], timeout=10)
+        db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = ? AND idx BETWEEN ? AND ?",
+                   (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+        db.commit()
+        """, database, "\(shard)", "\(from)", "\(through)"]
+    try damage.run()
+    damage.waitUntilExit()
+    return damage.terminationStatus
+}
+
 extension NodeProcess {
     func start(seeds: String) throws {
         try start(additional: ["--seeds", seeds])
@@ -337,18 +354,7 @@ extension NodeProcess {
         try await waitUntilAsync("the victim holds all 30", seconds: 30) { cluster.channelHead(victim, channel) == 30 }
         _ = cluster.nodes[victim].stop()
 
-        let damage = Process()
-        damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        damage.arguments = ["python3", "-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1])
-            n = db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = ? AND idx >= 10", (int(sys.argv[2]),)).rowcount
-            db.commit()
-            print(n)
-            """, cluster.nodes[victim].data + "/chapar.db", "\(shard)"]
-        try damage.run()
-        damage.waitUntilExit()
-        #expect(damage.terminationStatus == 0)
+        #expect(try damageRaftLog(database: cluster.nodes[victim].data + "/chapar.db", shard: shard, from: 10, through: 1_000_000) == 0)
 
         let seed = try cluster.nodes[(victim + 1) % 3].details()["gossip"] as? String ?? ""
         try cluster.nodes[victim].start(additional: ["--seeds", seed])
@@ -388,17 +394,7 @@ extension NodeProcess {
         defer { client.close() }
         for value in 1...700 { _ = try await client.publish(channel, Array("m\(value)".utf8)) }
 
-        let damage = Process()
-        damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        damage.arguments = ["python3", "-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1], timeout=10)
-            db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = 0 AND idx BETWEEN 20 AND 40")
-            db.commit()
-            """, cluster.nodes[leader].data + "/chapar.db"]
-        try damage.run()
-        damage.waitUntilExit()
-        #expect(damage.terminationStatus == 0)
+        #expect(try damageRaftLog(database: cluster.nodes[leader].data + "/chapar.db", shard: 0, from: 20, through: 40) == 0)
 
         let seed = try cluster.nodes[leader].details()["gossip"] as? String ?? ""
         try cluster.nodes[lagging].start(additional: ["--seeds", seed])
@@ -440,17 +436,7 @@ extension NodeProcess {
         for value in 1...50 { _ = try await writer.publish(channel, Array("m\(value)".utf8)) }
         try await waitUntilAsync("the follower holds all 50", seconds: 30) { cluster.channelHead(follower, channel) == 50 }
 
-        let damage = Process()
-        damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        damage.arguments = ["python3", "-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1], timeout=10)
-            db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = 0 AND idx BETWEEN 10 AND 20")
-            db.commit()
-            """, cluster.nodes[follower].data + "/chapar.db"]
-        try damage.run()
-        damage.waitUntilExit()
-        #expect(damage.terminationStatus == 0)
+        #expect(try damageRaftLog(database: cluster.nodes[follower].data + "/chapar.db", shard: 0, from: 10, through: 20) == 0)
 
         func readAll(_ label: String) async throws -> (count: Int, failed: Bool) {
             let reader = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[follower].address), clientName: label)
