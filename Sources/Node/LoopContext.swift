@@ -82,6 +82,9 @@ final class LoopContext {  // guarded by: loop thread
             return created
         }()
         if local.isEdge { return subscribeAtEdge(session, request, local, correlation: correlation) }
+        if request.from == .latest, let readIndex = shared.readIndex {
+            return subscribeAtLatest(session, request, local, readIndex: readIndex, correlation: correlation)
+        }
         let bounds: ChannelBounds
         do { bounds = try reader.bounds(request.channel) } catch {
             if local.subscriptions.isEmpty { release(local) }
@@ -172,6 +175,43 @@ final class LoopContext {  // guarded by: loop thread
                 _ = loop.execute { box.context.edgeBounds(bound.value, request, result, correlation: correlation) }
             }
         }
+    }
+
+    /// `latest` on a clustered replica: the head after a read index (asked of the shard's
+    /// leader), so the subscription starts after every publish acknowledged before it —
+    /// even on a follower. Without a reachable leader, this replica's own head.
+    private func subscribeAtLatest(
+        _ session: Session, _ request: Subscribe, _ local: LocalChannel,
+        readIndex: @Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void, correlation: UInt32
+    ) {
+        let subscription = Subscription(session: session, channel: local, cursor: 0)
+        subscription.awaitingBounds = true
+        local.subscriptions[ObjectIdentifier(subscription)] = subscription
+        session.subscriptions[request.channel] = subscription
+        let loop = self.loop
+        let box = LoopContextBox(self)
+        let bound = LoopBound(subscription)
+        readIndex(request.channel) { _ in
+            _ = loop.execute { box.context.startAtHead(bound.value, request, correlation: correlation) }
+        }
+    }
+
+    private func startAtHead(_ subscription: Subscription, _ request: Subscribe, correlation: UInt32) {
+        let session = subscription.session
+        guard session.subscriptions[request.channel] === subscription else { return }
+        let local = subscription.channel
+        let bounds: ChannelBounds
+        do { bounds = try reader.bounds(request.channel) } catch {
+            session.subscriptions[request.channel] = nil
+            detach(subscription)
+            return session.reject(.storageFailure, "\(error)", correlation: correlation)
+        }
+        local.head = max(local.head, bounds.head, local.feed.head)
+        subscription.cursor = local.head + 1
+        subscription.awaitingBounds = false
+        session.send(.subscribed(Subscribed(channel: request.channel, nextOffset: subscription.cursor, head: local.head)),
+                     correlation: correlation)
+        pump(subscription)
     }
 
     private func edgeBounds(

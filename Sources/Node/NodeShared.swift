@@ -20,6 +20,9 @@ final class NodeShared: Sendable {
     let shardOf: @Sendable (String) -> Int
     /// Clustered nodes: a channel's record failed its checksum (its shard gets checked).
     let reportDamage: @Sendable (String) -> Void
+    /// Clustered nodes: a read index for the channel's shard, answered once applied here
+    /// (nil: no reachable leader). Nil on single nodes.
+    let readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)?
 
     /// True for a channel this node serves by relay from another node.
     func isEdge(_ channel: String) -> Bool { edge != nil && !localShards.contains(shardOf(channel)) }
@@ -28,9 +31,11 @@ final class NodeShared: Sendable {
         config: NodeConfig, logger: Logger, directory: DataDirectory, feeds: FeedRegistry,
         committer: any PublishSink, tokenSecret: TokenSecret?, edge: EdgeRelay? = nil, localShards: Set<Int> = [],
         shardOf: @escaping @Sendable (String) -> Int = { _ in 0 },
-        reportDamage: @escaping @Sendable (String) -> Void = { _ in }
+        reportDamage: @escaping @Sendable (String) -> Void = { _ in },
+        readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil
     ) {
         self.reportDamage = reportDamage
+        self.readIndex = readIndex
         self.edge = edge
         self.localShards = localShards
         self.shardOf = shardOf

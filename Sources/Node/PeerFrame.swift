@@ -13,12 +13,16 @@ enum PeerFrame: Equatable {
     /// A publish taken by a node that does not lead its shard, for the leader to store.
     case forward(request: UInt64, shard: UInt32, publish: ReplicatedPublish)
     case forwardResult(request: UInt64, result: ForwardResult)
+    /// A follower asks the shard's leader for a read index.
+    case readIndex(request: UInt64, shard: UInt32)
+    /// The leader's confirmed read index (0: it could not confirm one).
+    case readIndexResult(request: UInt64, index: UInt64)
 
     static let version: UInt8 = 1
     /// Largest frame accepted: a full Raft batch (1 MiB of entries) plus headers.
     static let frameBytesMax = 4 << 20
 
-    enum Kind: UInt8 { case hello = 1, raft = 2, forward = 3, forwardResult = 4 }
+    enum Kind: UInt8 { case hello = 1, raft = 2, forward = 3, forwardResult = 4, readIndex = 5, readIndexResult = 6 }
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256)
@@ -46,6 +50,14 @@ enum PeerFrame: Equatable {
             writer.write(Kind.forwardResult.rawValue)
             writer.write(request)
             result.encode(into: &writer)
+        case .readIndex(let request, let shard):
+            writer.write(Kind.readIndex.rawValue)
+            writer.write(request)
+            writer.write(shard)
+        case .readIndexResult(let request, let index):
+            writer.write(Kind.readIndexResult.rawValue)
+            writer.write(request)
+            writer.write(index)
         }
         var bytes = writer.finish()
         let length = UInt32(bytes.count - 4)
@@ -85,6 +97,12 @@ enum PeerFrame: Equatable {
         case .forwardResult:
             let request = try reader.readUInt64("request")
             frame = .forwardResult(request: request, result: try ForwardResult.decode(&reader))
+        case .readIndex:
+            let request = try reader.readUInt64("request")
+            frame = .readIndex(request: request, shard: try reader.readUInt32("shard"))
+        case .readIndexResult:
+            let request = try reader.readUInt64("request")
+            frame = .readIndexResult(request: request, index: try reader.readUInt64("index"))
         }
         try reader.expectEnd()
         return frame

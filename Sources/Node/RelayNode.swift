@@ -97,7 +97,8 @@ public final class RelayNode: Sendable {
             shardOf: { [shardContext] channel in shardContext?.shard(of: channel) ?? 0 },
             reportDamage: { [shardContext, shardHost] channel in
                 if let shardContext, let shardHost { shardHost.reportDamage(shard: shardContext.shard(of: channel)) }
-            })
+            },
+            readIndex: Self.readIndexFunction(shardHost, shardContext))
         var contexts: [LoopContextBox] = []
         for loop in group.loops {
             let box = group.sync(on: loop.index) { () -> Result<LoopContextBox, StorageError> in
@@ -243,6 +244,13 @@ public final class RelayNode: Sendable {
             mailbox.post(outcomes: outcomes[loop] ?? [], feed: loopFeeds.first)
             for feed in loopFeeds.dropFirst() { mailbox.post(feed: feed) }
         }
+    }
+
+    static func readIndexFunction(
+        _ host: ShardHost?, _ context: ShardContext?
+    ) -> (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? {
+        guard let host, let context else { return nil }
+        return { channel, reply in host.readIndex(shard: context.shard(of: channel), reply: reply) }
     }
 
     /// Tells the loops in `mask` that `feed` advanced.

@@ -26,6 +26,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var linksDown: [String] = []
         var reads: [(shard: Int, reply: @Sendable (UInt64?) -> Void)] = []
         var damaged: Set<Int> = []
+        var remoteReads: [(node: String, request: UInt64, shard: Int)] = []
+        var readResults: [(request: UInt64, index: UInt64)] = []
         var stopping = false
     }
 
@@ -44,6 +46,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private var nextReadContext: UInt64 = 1
     private var pendingReads: [UInt64: (shard: Int, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
     private var confirmedReads: [(shard: Int, index: UInt64, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = []
+    /// Reads this node asked a leader for, by request id.
+    private var forwardedReads: [UInt64: (shard: Int, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
+    /// Reads a follower asked this leader for: who to answer, by read context.
+    private var remoteReadAnswers: [UInt64: (node: String, request: UInt64)] = [:]
     static let readWaitMs: Int64 = 2000
     /// Log entries a replica keeps in memory beyond what it applied.
     static let inMemoryEntries = 256
@@ -93,6 +99,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             case .forward(let request, let shard, let publish):
                 box.forwards.append((node, request, Int(shard), publish))
             case .forwardResult(let request, let result): box.results.append((request, result))
+            case .readIndex(let request, let shard): box.remoteReads.append((node, request, Int(shard)))
+            case .readIndexResult(let request, let index): box.readResults.append((request, index))
             case .hello: break
             }
         }
@@ -101,9 +109,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
 
     /// Read index for `shard` (docs/ARCHITECTURE.md, "Reading the committed head"): `reply`
     /// gets the confirmed index once this node has applied it — everything committed
-    /// before the call is then in the local channel logs — or nil when this node does not
-    /// lead the shard or cannot confirm it within `readWaitMs`. Called from any thread;
-    /// `reply` runs on the replication thread.
+    /// before the call is then in the local channel logs — or nil when it cannot be had
+    /// within `readWaitMs` (no reachable leader). A follower asks the leader for the index
+    /// and waits until it has applied that far itself. Called from any thread; `reply` runs
+    /// on the replication thread.
     func readIndex(shard: Int, reply: @escaping @Sendable (UInt64?) -> Void) {
         inbox.withLock { $0.reads.append((shard, reply)) }
         wake.signal()
@@ -148,6 +157,13 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 for (context, read) in pendingReads where read.deadline <= now {
                     pendingReads[context] = nil
                     read.reply(nil)
+                    if let asker = remoteReadAnswers.removeValue(forKey: context) {
+                        queue(.readIndexResult(request: asker.request, index: 0), to: asker.node)
+                    }
+                }
+                for (request, read) in forwardedReads where read.deadline <= now {
+                    forwardedReads[request] = nil
+                    read.reply(nil)
                 }
             }
             for item in taken.raft {
@@ -159,13 +175,24 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             for shard in taken.damaged { reader.flag(shard) }
             for item in taken.results { router.resolve(request: item.request, item.result, host: self, now: now) }
             for item in taken.forwards { router.acceptForwarded(item, host: self, now: now) }
-            for read in taken.reads {
+            for read in taken.reads { startRead(shard: read.shard, now: now, reply: read.reply) }
+            for read in taken.remoteReads {
+                // Answer the asking follower once confirmed (the leader need not wait for its
+                // own application: the follower waits for its own).
+                let node = read.node, request = read.request
                 let context = nextReadContext
                 nextReadContext += 1
                 if groups[read.shard]?.raft.readIndex(context: context) == true {
-                    pendingReads[context] = (read.shard, now + Self.readWaitMs, read.reply)
+                    pendingReads[context] = (read.shard, now + Self.readWaitMs, { _ in })
+                    remoteReadAnswers[context] = (node, request)
                 } else {
-                    read.reply(nil)
+                    queue(.readIndexResult(request: request, index: 0), to: node)
+                }
+            }
+            for result in taken.readResults {
+                guard let read = forwardedReads.removeValue(forKey: result.request) else { continue }
+                if result.index == 0 { read.reply(nil) } else {
+                    confirmedReads.append((read.shard, result.index, read.deadline, read.reply))
                 }
             }
             router.route(taken.publishes.map { ($0.0, .local($0.1)) }, host: self, now: now)
@@ -261,6 +288,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         for (shard, ready) in readies {
             for state in ready.reads {
                 guard let read = pendingReads.removeValue(forKey: state.context) else { continue }
+                if let asker = remoteReadAnswers.removeValue(forKey: state.context) {
+                    queue(.readIndexResult(request: asker.request, index: state.index), to: asker.node)
+                    continue
+                }
                 confirmedReads.append((shard, state.index, read.deadline, read.reply))
             }
             for entry in ready.committed where entry.kind != .normal || entry.data.isEmpty {
@@ -277,6 +308,27 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         answerReads(now: now)
         repairDamaged()
         maybeHousekeep(now: now)
+    }
+
+    /// A read index: on the leader, confirmed by a quorum round; on a follower, asked of the
+    /// leader over the peer link.
+    private func startRead(shard: Int, now: Int64, reply: @escaping @Sendable (UInt64?) -> Void) {
+        guard let role = groups[shard]?.raft.role else { return reply(nil) }
+        let readContext = nextReadContext
+        nextReadContext += 1
+        if role == .leader {
+            if groups[shard]!.raft.readIndex(context: readContext) {
+                pendingReads[readContext] = (shard, now + Self.readWaitMs, reply)
+            } else {
+                reply(nil)
+            }
+            return
+        }
+        guard let leaderId = groups[shard]!.raft.leader, let leader = context.names[leaderId], context.isConnected(leader) else {
+            return reply(nil)
+        }
+        forwardedReads[readContext] = (shard, now + Self.readWaitMs, reply)
+        queue(.readIndex(request: readContext, shard: UInt32(shard)), to: leader)
     }
 
     /// Rebuilds replicas whose stored entries failed to read back: the load cuts the log at

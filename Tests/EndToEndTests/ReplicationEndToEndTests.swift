@@ -117,6 +117,16 @@ extension NodeProcess {
             }
         }
         for channel in channels { #expect(acked[channel] == (1...UInt64(perChannel)).map { $0 }) }
+        // `latest` on any node — followers included — starts after every acknowledged publish
+        // (the head comes through the leader's read index).
+        for reader in [1, 2] {
+            let client = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[reader].address), clientName: "e2e-latest")
+            defer { client.close() }
+            for channel in channels {
+                let stream = try await client.subscribe(channel, from: .latest)
+                #expect(stream.nextOffset == UInt64(perChannel) + 1 && stream.head == UInt64(perChannel), "node \(reader), \(channel)")
+            }
+        }
         // The leader's channel info reads its head through a read index: it covers every ack.
         for channel in channels {
             let leaderName = cluster.channelInfo(0, channel)["leader"] as? String ?? ""
@@ -230,8 +240,8 @@ extension NodeProcess {
         defer { for reader in readers { reader.close() } }
         let historyA = try await readers[0].subscribe(channel, from: .earliest)
         let historyB = try await readers[1].subscribe(channel, from: .offset(1))
-        // From the offset after the last acknowledged one: `latest` at a follower is its own
-        // applied head, which may trail the leader's by the replication delay.
+        // From the offset after the last acknowledged one: `latest` at an edge is the head
+        // of the replica it relays from, which may trail the leader's by the replication delay.
         let live = try await readers[2].subscribe(channel, from: .offset(41))
         let upstream = try #require(cluster.channelInfo(edge, channel)["relay_from"] as? String)
         let upstreamIndex = try #require(cluster.names.firstIndex(of: upstream))
