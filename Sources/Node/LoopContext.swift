@@ -161,15 +161,22 @@ final class LoopContext {  // guarded by: loop thread
 
     // MARK: Edge channels (relayed from a replica on another node)
 
-    private func subscribeAtEdge(_ session: Session, _ request: Subscribe, _ local: LocalChannel, correlation: UInt32) {
-        guard let edge = shared.edge else { return }
+    /// A subscription registered now whose start is decided when `bounds` arrive from
+    /// another thread: nothing is sent for it before. Returns what the callback needs to
+    /// come back to this loop.
+    private func awaitingSubscription(_ session: Session, _ request: Subscribe, _ local: LocalChannel)
+        -> (loop: EventLoop, box: LoopContextBox, bound: LoopBound<Subscription>)
+    {
         let subscription = Subscription(session: session, channel: local, cursor: 0)
         subscription.awaitingBounds = true
         local.subscriptions[ObjectIdentifier(subscription)] = subscription
         session.subscriptions[request.channel] = subscription
-        let loop = self.loop
-        let box = LoopContextBox(self)
-        let bound = LoopBound(subscription)
+        return (loop, LoopContextBox(self), LoopBound(subscription))
+    }
+
+    private func subscribeAtEdge(_ session: Session, _ request: Subscribe, _ local: LocalChannel, correlation: UInt32) {
+        guard let edge = shared.edge else { return }
+        let (loop, box, bound) = awaitingSubscription(session, request, local)
         _ = edge.loop.execute {
             edge.subscribe(request.channel) { result in
                 _ = loop.execute { box.context.edgeBounds(bound.value, request, result, correlation: correlation) }
@@ -184,13 +191,7 @@ final class LoopContext {  // guarded by: loop thread
         _ session: Session, _ request: Subscribe, _ local: LocalChannel,
         readIndex: @Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void, correlation: UInt32
     ) {
-        let subscription = Subscription(session: session, channel: local, cursor: 0)
-        subscription.awaitingBounds = true
-        local.subscriptions[ObjectIdentifier(subscription)] = subscription
-        session.subscriptions[request.channel] = subscription
-        let loop = self.loop
-        let box = LoopContextBox(self)
-        let bound = LoopBound(subscription)
+        let (loop, box, bound) = awaitingSubscription(session, request, local)
         readIndex(request.channel) { _ in
             _ = loop.execute { box.context.startAtHead(bound.value, request, correlation: correlation) }
         }

@@ -57,6 +57,16 @@ final class ShardedCluster {
         return result
     }
 
+    /// The node that says it leads `channel`'s shard (waiting, bounded, until one does).
+    func leader(of channel: String) async throws -> Int {
+        var found: Int?
+        try await waitUntilAsync("a node leads the shard of \(channel)", seconds: 30) {
+            found = nodes.indices.first { channelInfo($0, channel)["role"] as? String == "leader" }
+            return found != nil
+        }
+        return found!
+    }
+
     func channelHead(_ index: Int, _ channel: String) -> Int {
         (channelInfo(index, channel)["head"] as? NSNumber)?.intValue ?? -1
     }
@@ -129,8 +139,7 @@ extension NodeProcess {
         }
         // The leader's channel info reads its head through a read index: it covers every ack.
         for channel in channels {
-            let leaderName = cluster.channelInfo(0, channel)["leader"] as? String ?? ""
-            let leader = try #require(cluster.names.firstIndex(of: leaderName))
+            let leader = try await cluster.leader(of: channel)
             let info = cluster.channelInfo(leader, channel)
             #expect(info["linearizable"] as? Bool == true && (info["head"] as? NSNumber)?.intValue == perChannel, "\(info)")
         }
@@ -359,8 +368,7 @@ extension NodeProcess {
         for value in 1...30 { _ = try await writer.publish(channel, Array("m\(value)".utf8)) }
         let info = cluster.channelInfo(0, channel)
         let shard = try #require((info["shard"] as? NSNumber)?.intValue)
-        let leader = info["leader"] as? String ?? ""
-        let victim = try #require(cluster.names.indices.first { cluster.names[$0] != leader })
+        let victim = (try await cluster.leader(of: channel) + 1) % 3
         try await waitUntilAsync("the victim holds all 30", seconds: 30) { cluster.channelHead(victim, channel) == 30 }
         _ = cluster.nodes[victim].stop()
 
@@ -395,8 +403,7 @@ extension NodeProcess {
         defer { cluster.cleanUp() }
         try await cluster.start(shards: 1)
         let channel = "history"
-        let leaderName = try #require(cluster.channelInfo(0, channel)["leader"] as? String)
-        let leader = try #require(cluster.names.firstIndex(of: leaderName))
+        let leader = try await cluster.leader(of: channel)
         let lagging = (leader + 1) % 3
         _ = cluster.nodes[lagging].stop()
 
@@ -439,8 +446,8 @@ extension NodeProcess {
         defer { cluster.cleanUp() }
         try await cluster.start(shards: 1)
         let channel = "read-damage"
-        let leaderName = try #require(cluster.channelInfo(0, channel)["leader"] as? String)
-        let follower = try #require(cluster.names.indices.first { cluster.names[$0] != leaderName })
+        let leader = try await cluster.leader(of: channel)
+        let follower = (leader + 1) % 3
         let writer = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[0].address), clientName: "e2e")
         defer { writer.close() }
         for value in 1...50 { _ = try await writer.publish(channel, Array("m\(value)".utf8)) }
