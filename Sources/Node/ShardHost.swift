@@ -149,8 +149,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
             let now = MonotonicClock.nowMs()
             if now >= nextTickMs {
-                // Over a copy of the keys: iterating the dictionary itself while mutating it
-                // would copy every group (copy-on-write) on each tick.
+                // Over a copy of the keys: the dictionary is never iterated while it is
+                // accessed for mutation (which would copy its storage).
                 for shard in Array(groups.keys) { groups[shard]!.raft.tick() }
                 nextTickMs = max(nextTickMs + context.tickMs, now)
                 router.expire(now: now, host: self)
@@ -413,8 +413,9 @@ extension StoredRaftEntry {
     }
 }
 
-/// One shard replica on this node.
-struct ShardGroup {
+/// One shard replica on this node. A class: the router looks groups up on every publish,
+/// and a struct would copy the whole Raft state (retaining its log) at each lookup.
+final class ShardGroup {
     var raft: Raft
     /// Entries up to here reached the channel logs before the last restart.
     let appliedFloor: UInt64

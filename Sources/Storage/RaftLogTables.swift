@@ -27,10 +27,7 @@ final class RaftLogTables {
 
     init(db: Database) throws(StorageError) {
         self.db = db
-        try db.execute(Self.create)
-        if try db.scalarText("SELECT count(*) FROM pragma_table_info('raft_state') WHERE name='repairing'") == "0" {
-            try db.execute("ALTER TABLE raft_state ADD COLUMN repairing INTEGER")
-        }
+        // The tables themselves are created (and migrated) by `Schema.openWriter`.
         insertEntry = try db.prepare("INSERT INTO raft_log(shard, idx, term, kind, crc, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
         truncate = try db.prepare("DELETE FROM raft_log WHERE shard=?1 AND idx>=?2")
         upsertHard = try db.prepare("""

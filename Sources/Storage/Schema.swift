@@ -52,6 +52,9 @@ enum Schema {
         // Added within version 1 (older stores gain them here): Raft tables, and rows that
         // keep their payload in a Raft log entry rather than a second copy.
         try db.execute(RaftLogTables.create)
+        if try db.scalarText("SELECT count(*) FROM pragma_table_info('raft_state') WHERE name='repairing'") == "0" {
+            try db.execute("ALTER TABLE raft_state ADD COLUMN repairing INTEGER")
+        }
         if try db.scalarText("SELECT count(*) FROM pragma_table_info('messages') WHERE name='ref_idx'") == "0" {
             for column in ["ref_shard", "ref_idx", "ref_skip", "bytes"] {
                 try db.execute("ALTER TABLE messages ADD COLUMN \(column) INTEGER")
