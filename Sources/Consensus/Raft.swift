@@ -14,7 +14,7 @@ public struct Raft: Sendable {
     /// The newest configuration in the log (committed or not).
     public internal(set) var configuration: RaftConfiguration
     /// Index of the entry that set `configuration` (0: the initial one).
-    var configurationIndex: UInt64 = 0
+    public internal(set) var configurationIndex: UInt64 = 0
     public var voters: [UInt64] { configuration.voters.sorted() }
     /// Everyone the leader replicates to.
     var replicationTargets: [UInt64] { configuration.voters.union(configuration.learners).subtracting([id]).sorted() }

@@ -49,3 +49,12 @@ extension Raft {
             commit: commit, caughtUpLag: caughtUpLag)
     }
 }
+
+extension Raft {
+    /// True when the configuration in force is committed and lists `node` neither as a
+    /// voter nor as a learner: `node` may delete its replica (it can only come back as a
+    /// new learner, which starts from an empty log).
+    public func confirmsRemoval(of node: UInt64) -> Bool {
+        configurationIndex <= commit && !configuration.voters.contains(node) && !configuration.learners.contains(node)
+    }
+}

@@ -7,7 +7,8 @@ import Glibc
 #endif
 
 /// The admin HTTP/1.1 API (docs/OPERATIONS.md): `GET /healthz`, `GET /v1/members`, and on
-/// clustered nodes `GET /v1/shards` and `GET /v1/channels/NAME`.
+/// clustered nodes `GET /v1/shards`, `GET /v1/channels/NAME`, `GET /v1/cluster` and the
+/// signed controller commands `POST /v1/cluster/COMMAND`.
 /// One request per connection, answered and closed. Lives on loop 0 beside the gossip
 /// service, whose view it reads directly.
 final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
@@ -19,6 +20,8 @@ final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
     var shards: () -> [ShardStatus]? = { nil }
     /// A channel's shard and this node's view of it, answered later (nil: not clustered).
     var channel: (String, @escaping (JSONValue?) -> Void) -> Void = { _, reply in reply(nil) }
+    /// The controller endpoints (nil: not clustered).
+    var controller: ControllerEndpoint?
     static let requestBytesMax = 8192
 
     init(address: SocketAddress, loop: EventLoop, members: @escaping () -> [Member]?) throws(SystemError) {
@@ -43,7 +46,15 @@ final class AdminServer: @unchecked Sendable {  // guarded by: loop 0's thread
     }
 
     /// Answers a request, at once or (channel info, which waits for a read index) later.
-    func respond(method: String, path: String, reply: @escaping (Int, String, [UInt8]) -> Void) {
+    func respond(
+        method: String, target: String, authorization: String? = nil, reply: @escaping (Int, String, [UInt8]) -> Void
+    ) {
+        let path = String(target.split(separator: "?", maxSplits: 1).first ?? "")
+        if path == "/v1/cluster" || path.hasPrefix("/v1/cluster/") {
+            guard let controller else { return reply(404, "text/plain", Array("not clustered (no --shards)\n".utf8)) }
+            return controller.handle(
+                method: method, path: path, query: Self.query(target), target: target, authorization: authorization, reply: reply)
+        }
         guard method == "GET", path.hasPrefix("/v1/channels/") else {
             let (status, type, body) = respond(method: method, path: path)
             return reply(status, type, body)
@@ -90,6 +101,18 @@ extension AdminServer {
         return (try? encoder.encode(value)).map { Array($0) + [10] } ?? Array("null\n".utf8)
     }
 
+    /// `a=1&b=x` after the `?`, percent-decoded.
+    static func query(_ target: String) -> [String: String] {
+        guard let mark = target.firstIndex(of: "?") else { return [:] }
+        var fields: [String: String] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            fields[percentDecoded(String(parts[0]))] = percentDecoded(String(parts[1]))
+        }
+        return fields
+    }
+
     static func percentDecoded(_ text: String) -> String {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
@@ -112,6 +135,7 @@ extension ShardStatus {
             "term": .number(Double(term)), "leader": .string(leader), "commit": .number(Double(commit)),
             "last_index": .number(Double(lastIndex)),
             "repairing_until": repairingUntil.map { .number(Double($0)) } ?? .null,
+            "voters": .array(voters.map { .string($0) }), "learners": .array(learners.map { .string($0) }),
         ])
     }
 }
@@ -133,18 +157,24 @@ final class AdminRequest: ConnectionDelegate {  // guarded by: loop 0's thread
             return
         }
         let head = String(decoding: buffer[..<end.lowerBound], as: UTF8.self)
-        let parts = head.split(separator: "\r\n").first?.split(separator: " ") ?? []
+        let lines = head.split(separator: "\r\n")
+        let parts = lines.first?.split(separator: " ") ?? []
+        let authorization = lines.dropFirst().first { $0.lowercased().hasPrefix("authorization:") }
+            .map { String($0.dropFirst("authorization:".count).drop(while: { $0 == " " })) }
         guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
             return reply(400, "text/plain", Array("malformed request line\n".utf8))
         }
         buffer = []
-        server.respond(method: String(parts[0]), path: String(parts[1].split(separator: "?").first ?? "")) { [weak self] status, type, body in
+        server.respond(method: String(parts[0]), target: String(parts[1]), authorization: authorization) { [weak self] status, type, body in
             self?.reply(status, type, body)
         }
     }
 
     private func reply(_ status: Int, _ type: String, _ body: [UInt8]) {
-        let reason = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large"][status] ?? "Error"
+        let reason = [
+            200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+            421: "Misdirected Request", 431: "Request Header Fields Too Large", 503: "Service Unavailable",
+        ][status] ?? "Error"
         let head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         connection.send(Array(head.utf8) + body)
         connection.closeAfterFlush()

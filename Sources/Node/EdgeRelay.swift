@@ -108,7 +108,7 @@ final class EdgeRelay: @unchecked Sendable {  // guarded by: loop 0's thread
     /// A connected (or new) upstream to one of the channel's replicas, spreading channels
     /// over replicas by a stable hash and skipping `avoiding`.
     private func upstream(for channel: String, avoiding: String?) -> Upstream? {
-        let replicas = context.map.replicas[context.shard(of: channel)].filter { $0 != avoiding && $0 != context.localName }
+        let replicas = context.replicas(of: context.shard(of: channel)).filter { $0 != avoiding && $0 != context.localName }
         guard !replicas.isEmpty else { return nil }
         let start = Int(StableHash.hash64(context.localName + "/" + channel) % UInt64(replicas.count))
         let ordered = Array(replicas[start...] + replicas[..<start])

@@ -105,6 +105,14 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
         }
     }
 
+    /// Announces a newer shard map epoch (peers with an older map fetch the new one).
+    func setMapEpoch(_ epoch: UInt64) {
+        guard machine.local.mapEpoch != epoch else { return }
+        var info = machine.local
+        info.mapEpoch = epoch
+        execute(machine.update(info, now: Self.now()))
+    }
+
     private func persist(_ incarnation: UInt64) {
         do { try Data("\(incarnation)\n".utf8).write(to: URL(fileURLWithPath: incarnationPath), options: .atomic) } catch {
             logger.error("cannot persist incarnation", ["error": "\(error)"])

@@ -278,6 +278,21 @@ final class LoopContext {  // guarded by: loop thread
         }
     }
 
+    /// The replica of `shard` left this node: its local subscriptions end with
+    /// `replica_moved`, and subscribing again relays the channel from a replica.
+    func replicaMoved(shard: Int) {
+        for local in Array(channels.values) where !local.isEdge && shared.shardOf(local.name) == shard {
+            for subscription in Array(local.subscriptions.values) {
+                let session = subscription.session
+                session.subscriptions[local.name] = nil
+                detach(subscription)
+                session.reject(
+                    .replicaMoved, "subscription to '\(local.name)' ended: its replica left this node; subscribe again",
+                    correlation: 0)
+            }
+        }
+    }
+
     /// A subscription whose history cannot be read ends with an ERROR naming why.
     private func endSubscription(_ subscription: Subscription, _ error: StorageError) {
         let session = subscription.session

@@ -15,8 +15,9 @@ final class NodeShared: Sendable {
     let tokenSecret: TokenSecret?
     /// Clustered nodes: relays channels whose shard has no replica here.
     let edge: EdgeRelay?
-    /// Clustered nodes: the shards this node holds a replica of.
-    let localShards: Set<Int>
+    /// Clustered nodes: whether this node holds a replica of a shard (changes as
+    /// replicas move).
+    let hosts: @Sendable (Int) -> Bool
     let shardOf: @Sendable (String) -> Int
     /// Clustered nodes: a channel's record failed its checksum (its shard gets checked).
     let reportDamage: @Sendable (String) -> Void
@@ -25,11 +26,11 @@ final class NodeShared: Sendable {
     let readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)?
 
     /// True for a channel this node serves by relay from another node.
-    func isEdge(_ channel: String) -> Bool { edge != nil && !localShards.contains(shardOf(channel)) }
+    func isEdge(_ channel: String) -> Bool { edge != nil && !hosts(shardOf(channel)) }
 
     init(
         config: NodeConfig, logger: Logger, directory: DataDirectory, feeds: FeedRegistry,
-        committer: any PublishSink, tokenSecret: TokenSecret?, edge: EdgeRelay? = nil, localShards: Set<Int> = [],
+        committer: any PublishSink, tokenSecret: TokenSecret?, edge: EdgeRelay? = nil, hosts: @escaping @Sendable (Int) -> Bool = { _ in true },
         shardOf: @escaping @Sendable (String) -> Int = { _ in 0 },
         reportDamage: @escaping @Sendable (String) -> Void = { _ in },
         readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil
@@ -37,7 +38,7 @@ final class NodeShared: Sendable {
         self.reportDamage = reportDamage
         self.readIndex = readIndex
         self.edge = edge
-        self.localShards = localShards
+        self.hosts = hosts
         self.shardOf = shardOf
         self.tokenSecret = tokenSecret
         self.config = config

@@ -17,12 +17,24 @@ enum PeerFrame: Equatable {
     case readIndex(request: UInt64, shard: UInt32)
     /// The leader's confirmed read index (0: it could not confirm one).
     case readIndexResult(request: UInt64, index: UInt64)
+    /// "My map epoch is `epoch`": answered with `.clusterState` when the receiver's is newer.
+    case mapRequest(epoch: UInt64)
+    /// The sender's cluster state (`ClusterState.encoded`).
+    case clusterState([UInt8])
+    /// A node outside a shard's target replica set asks whether the shard's leader has
+    /// removed it (committed), so it may delete its replica.
+    case replicaCheck(request: UInt64, shard: UInt32)
+    /// `removed`: the leader's committed configuration no longer lists the asker.
+    case replicaCheckResult(request: UInt64, shard: UInt32, removed: Bool)
 
     static let version: UInt8 = 1
     /// Largest frame accepted: a full Raft batch (1 MiB of entries) plus headers.
     static let frameBytesMax = 4 << 20
 
-    enum Kind: UInt8 { case hello = 1, raft = 2, forward = 3, forwardResult = 4, readIndex = 5, readIndexResult = 6 }
+    enum Kind: UInt8 {
+        case hello = 1, raft = 2, forward = 3, forwardResult = 4, readIndex = 5, readIndexResult = 6, mapRequest = 7,
+            clusterState = 8, replicaCheck = 9, replicaCheckResult = 10
+    }
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256)
@@ -58,6 +70,21 @@ enum PeerFrame: Equatable {
             writer.write(Kind.readIndexResult.rawValue)
             writer.write(request)
             writer.write(index)
+        case .mapRequest(let epoch):
+            writer.write(Kind.mapRequest.rawValue)
+            writer.write(epoch)
+        case .clusterState(let bytes):
+            writer.write(Kind.clusterState.rawValue)
+            writer.write(contentsOf: bytes)
+        case .replicaCheck(let request, let shard):
+            writer.write(Kind.replicaCheck.rawValue)
+            writer.write(request)
+            writer.write(shard)
+        case .replicaCheckResult(let request, let shard, let removed):
+            writer.write(Kind.replicaCheckResult.rawValue)
+            writer.write(request)
+            writer.write(shard)
+            writer.write(UInt8(removed ? 1 : 0))
         }
         var bytes = writer.finish()
         let length = UInt32(bytes.count - 4)
@@ -103,6 +130,20 @@ enum PeerFrame: Equatable {
         case .readIndexResult:
             let request = try reader.readUInt64("request")
             frame = .readIndexResult(request: request, index: try reader.readUInt64("index"))
+        case .mapRequest:
+            frame = .mapRequest(epoch: try reader.readUInt64("epoch"))
+        case .clusterState:
+            // Checked by ClusterState(decoding:) where it is used.
+            frame = .clusterState(try reader.readBytes(reader.remaining, "cluster state"))
+        case .replicaCheck:
+            let request = try reader.readUInt64("request")
+            frame = .replicaCheck(request: request, shard: try reader.readUInt32("shard"))
+        case .replicaCheckResult:
+            let request = try reader.readUInt64("request")
+            let shard = try reader.readUInt32("shard")
+            let removed = try reader.readUInt8("removed")
+            guard removed <= 1 else { throw .invalid(field: "removed", reason: "not 0 or 1") }
+            frame = .replicaCheckResult(request: request, shard: shard, removed: removed == 1)
         }
         try reader.expectEnd()
         return frame

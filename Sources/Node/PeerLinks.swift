@@ -20,8 +20,8 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
     private var handshaking: [ObjectIdentifier: PeerLink] = [:]
     private var dialing: Set<String> = []
     private var closed = false
-    /// Peer addresses by node id, from the membership view.
-    var addresses: () -> [String: String] = { [:] }
+    /// Live clustered members (with their peer addresses), from the membership view.
+    var members: () -> [PeerMember] = { [] }
     var deliver: (String, PeerFrame) -> Void = { _, _ in }
     var down: (String) -> Void = { _ in }
     /// A HELLO older or newer than this (wall clock) is refused, bounding replays.
@@ -56,8 +56,11 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
     }
 
     private func dialMissing() {
-        for (node, address) in addresses() where node > context.localName && links[node] == nil && !dialing.contains(node) {
-            guard context.names.values.contains(node), let target = try? SocketAddress(parsing: address) else { continue }
+        let members = members()
+        context.setMembers(members)
+        for member in members where member.id > context.localName && links[member.id] == nil && !dialing.contains(member.id) {
+            guard let target = try? SocketAddress(parsing: member.peer) else { continue }
+            let node = member.id
             dialing.insert(node)
             let loop = self.loop
             OSThread(name: "chapar-dial") { [weak self] in
@@ -96,7 +99,7 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
             context.logger.warn("peer hello rejected", ["reason": "bad signature or format"])
             return nil
         }
-        guard fields.clusterId == clusterId, context.ids[fields.node] != nil, fields.node != context.localName,
+        guard fields.clusterId == clusterId, context.knows(fields.node), fields.node != context.localName,
               abs(fields.wallMs - WallClock.nowMs()) <= Self.helloSkewMs
         else {
             context.logger.warn("peer hello rejected", ["node": fields.node, "cluster": fields.clusterId])

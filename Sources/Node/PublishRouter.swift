@@ -77,12 +77,12 @@ final class PublishRouter {  // guarded by: the replication thread
                 queued[shard, default: []].append((publish, origin))
                 return
             }
-            leaderNode = group.raft.leader.flatMap { context.names[$0] }
+            leaderNode = group.raft.leader.flatMap { context.name(of: $0) }
         } else {
             // Not a replica: the last leader we heard of while it is reachable, else any
             // connected replica (which answers with a hint).
             leaderNode = leaderHints[shard].flatMap { context.isConnected($0) ? $0 : nil }
-                ?? context.map.replicas[shard].first { context.isConnected($0) }
+                ?? context.replicas(of: shard).first { context.isConnected($0) }
         }
         switch origin {
         case .remote(let node, let request):

@@ -1,6 +1,7 @@
 import Auth
 import ChaparCore
 import FoundationEssentials
+import Placement
 import Storage
 import Synchronization
 import Transport
@@ -39,18 +40,27 @@ public final class RelayNode: Sendable {
         let loopCount = config.loops > 0 ? config.loops : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let group = try EventLoopGroup(count: loopCount, name: "chapar-loop")
         let mailboxes = MailboxTable()
+        let loopTable = LoopTable()
         let onCommit: (CommitReport<PublishTicket>) -> Void = { report in Self.fanOut(report, feeds: feeds, mailboxes: mailboxes) }
         let sink: any PublishSink
         let runBackend: @Sendable () -> Void
         let recovered: [String: ChannelBounds]
         let links = PeerLinksBox()
-        let shardContext = config.sharding.enabled ? ShardContext(config: config, logger: logger) : nil
+        let replicatedStore = config.sharding.enabled ? try ReplicatedStore(directory: directory, durability: config.durability) : nil
+        let shardContext = try replicatedStore.map { store in
+            ShardContext(config: config, stored: try Self.storedClusterState(store, config: config), logger: logger)
+        }
+        let cluster = ClusterBox()
         var shardHost: ShardHost?
-        if let shardContext {
+        if let shardContext, let replicatedStore {
             let host = try ShardHost(
-                context: shardContext, store: try ReplicatedStore(directory: directory, durability: config.durability),
+                context: shardContext, store: replicatedStore,
                 onCommit: onCommit,
-                send: { frames in _ = links.loop?.execute { links.links?.send(frames) } })
+                send: { frames in _ = links.loop?.execute { links.links?.send(frames) } },
+                onMapChange: { epoch in _ = links.loop?.execute { cluster.gossip?.setMapEpoch(epoch) } },
+                onShardDropped: { shard in
+                    for box in loopTable.all { _ = box.context.loop.execute { box.context.replicaMoved(shard: shard) } }
+                })
             recovered = host.channelBounds()
             sink = host
             runBackend = { host.run() }
@@ -93,7 +103,8 @@ public final class RelayNode: Sendable {
         }
         let shared = NodeShared(
             config: config, logger: logger, directory: directory, feeds: feeds, committer: sink,
-            tokenSecret: tokenSecret, edge: edgeRelay, localShards: Set(shardContext?.localShards ?? []),
+            tokenSecret: tokenSecret, edge: edgeRelay,
+            hosts: { [shardContext] shard in shardContext?.hosts(shard) ?? true },
             shardOf: { [shardContext] channel in shardContext?.shard(of: channel) ?? 0 },
             reportDamage: { [shardContext, shardHost] channel in
                 if let shardContext, let shardHost { shardHost.reportDamage(shard: shardContext.shard(of: channel)) }
@@ -107,6 +118,7 @@ public final class RelayNode: Sendable {
             }
             contexts.append(try box.get())
         }
+        loopTable.install(contexts)
         mailboxes.install(contexts.map { box in
             LoopMailbox(loop: box.context.loop) { outcomes, feeds in box.context.deliver(outcomes, feeds) }
         })
@@ -127,7 +139,6 @@ public final class RelayNode: Sendable {
         listener = try listenerResult.get()
         address = listener.listener.address
         let clientAddress = address.description
-        let cluster = ClusterBox()
         if !config.membership.admin.isEmpty {
             let adminRequested = try SocketAddress(parsing: config.membership.admin)
             let result = group.sync(on: 0) { () -> Result<Bool, ErrorBox> in
@@ -150,16 +161,17 @@ public final class RelayNode: Sendable {
                         clusterId: config.membership.clusterId)
                     peerLinks.deliver = { node, frame in shardHost.received(from: node, frame) }
                     peerLinks.down = { node in shardHost.linkDown(node) }
-                    peerLinks.addresses = {
-                        var addresses: [String: String] = [:]
-                        for member in cluster.gossip?.machine.view ?? [] where member.status <= .suspect && !member.info.peer.isEmpty {
-                            addresses[member.id] = member.info.peer
+                    peerLinks.members = {
+                        (cluster.gossip?.machine.view ?? []).filter { $0.status <= .suspect && !$0.info.peer.isEmpty }.map {
+                            PeerMember(
+                                id: $0.id, peer: $0.info.peer, zone: $0.info.zone, weight: Int($0.info.weight),
+                                mapEpoch: $0.info.mapEpoch)
                         }
-                        return addresses
                     }
                     links.links = peerLinks
                     links.loop = group.loops[0]
-                    cluster.admin?.shards = { shardHost.status.withLock { $0 } }
+                    cluster.admin?.shards = { shardHost.status.withLock { $0 }.filter { $0.shard != ShardContext.controllerShard } }
+                    cluster.admin?.controller = ControllerEndpoint(host: shardHost, context: shardContext, keyring: keyring, loop: group.loops[0])
                     edge?.addresses = {
                         var addresses: [String: String] = [:]
                         for member in cluster.gossip?.machine.view ?? [] where member.status <= .suspect && !member.info.client.isEmpty {
@@ -194,7 +206,7 @@ public final class RelayNode: Sendable {
                 do {
                     cluster.gossip = try GossipService(
                         loop: group.loops[0], logger: logger, config: config, clientAddress: clientAddress, adminAddress: boundAdmin,
-                        peerAddress: boundPeer, mapEpoch: shardContext?.map.epoch ?? 0, dataDirectory: config.data)
+                        peerAddress: boundPeer, mapEpoch: shardContext?.mapEpoch ?? 0, dataDirectory: config.data)
                     return .success(true)
                 } catch { return .failure(ErrorBox(description: "\(error)")) }
             }
@@ -218,7 +230,7 @@ public final class RelayNode: Sendable {
             "addr": address.description, "node": config.nodeId, "loops": "\(loopCount)",
             "gossip": gossipAddress?.description ?? "off", "admin": adminAddress?.description ?? "off",
             "peer": peerAddress?.description ?? "off",
-            "shards": shardContext.map { "\($0.localShards.count)/\($0.shardCount)" } ?? "off",
+            "shards": shardContext.map { "\($0.hostedCount)/\($0.shardCount)" } ?? "off",
         ])
     }
 
@@ -244,6 +256,18 @@ public final class RelayNode: Sendable {
             mailbox.post(outcomes: outcomes[loop] ?? [], feed: loopFeeds.first)
             for feed in loopFeeds.dropFirst() { mailbox.post(feed: feed) }
         }
+    }
+
+    /// The cluster state stored in the data directory; it must match the configured shard
+    /// count (a channel's shard is fixed for the life of the cluster).
+    static func storedClusterState(_ store: ReplicatedStore, config: NodeConfig) throws -> ClusterState? {
+        guard let bytes = try store.loadClusterState() else { return nil }
+        let state = try ClusterState(decoding: bytes)
+        guard state.settings.shards == config.sharding.shards else {
+            throw NodeConfig.Problem.invalid(
+                field: "shards", reason: "the data directory belongs to a cluster of \(state.settings.shards) shards, not \(config.sharding.shards)")
+        }
+        return state
     }
 
     static func readIndexFunction(
@@ -307,7 +331,7 @@ extension RelayNode {
         let row = host.status.withLock { rows in rows.first { $0.shard == shard } }
         var bounds: ChannelBounds?
         if row != nil, let reader = try? directory.makeReader() { bounds = try? reader.bounds(name) }
-        let replicas: [JSONValue] = context.map.replicas[shard].map { JSONValue.string($0) }
+        let replicas: [JSONValue] = context.replicas(of: shard).map { JSONValue.string($0) }
         var fields: [String: JSONValue] = [:]
         fields["channel"] = .string(name)
         fields["shard"] = .number(Double(shard))
@@ -358,6 +382,14 @@ final class ClusterBox: @unchecked Sendable {  // guarded by: loop 0's thread (s
 
 struct ErrorBox: Error, CustomStringConvertible {
     var description: String
+}
+
+/// The loops' contexts, for the replication thread to reach them (installed once the
+/// loops exist; it is created before them).
+final class LoopTable: Sendable {
+    private let boxes = Mutex<[LoopContextBox]>([])
+    func install(_ contexts: [LoopContextBox]) { boxes.withLock { $0 = contexts } }
+    var all: [LoopContextBox] { boxes.withLock { $0 } }
 }
 
 /// Mailboxes by loop index, installed once the loops exist (the committer's callback

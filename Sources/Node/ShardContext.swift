@@ -3,54 +3,127 @@ import Placement
 import Storage
 import Synchronization
 
-/// What the replication thread and the peer links share about the cluster: who we are,
-/// the shard map, Raft ids of the nodes, timing. Immutable but for `connected`.
+/// What the replication thread, the peer links, the edge relay and the sessions share
+/// about the cluster: who we are, the newest cluster state (shard map) this node knows,
+/// node names by Raft id, the shards this node hosts, and the members gossip shows.
 final class ShardContext: Sendable {
     let localName: String
     let localId: UInt64
-    /// Raft ids are stable hashes of node ids, the same on every node.
-    let names: [UInt64: String]
-    let ids: [String: UInt64]
-    let map: ShardMap
-    let localShards: [Int]
+    /// Fixed at bootstrap: a channel's shard never changes.
+    let shardCount: Int
+    /// The controller's Raft group (group 0) runs on these founding members.
+    let controllerVoters: [String]
     let tickMs: Int64
     let retention: RetentionRules
     let logger: Logger
-    /// Peer nodes with an established, authenticated link.
-    private let connected = Mutex<Set<String>>([])
     /// How long a publish waits for its shard to have a leader before "not stored".
     let noLeaderWaitMs: Int64
     /// How long a proposed or forwarded publish may stay unresolved before "outcome unknown".
     let resolveWaitMs: Int64 = 10_000
+    /// The controller group's id in Raft envelopes and the store (never a channel shard).
+    static let controllerShard = Int(UInt32.max)
+    /// The first map, placed over the founding members: every shard's log starts with
+    /// these voters.
+    let bootstrapMap: ShardMap
 
-    init(config: NodeConfig, logger: Logger) {
+    private struct View {
+        var cluster: ClusterState
+        /// Raft ids are stable hashes of node ids; every name ever seen stays resolvable
+        /// (a configuration may still list a node the registry dropped).
+        var names: [UInt64: String] = [:]
+        var hosted: Set<Int> = []
+        var members: [String: PeerMember] = [:]
+        var connected: Set<String> = []
+    }
+    private let view: Mutex<View>
+
+    /// `stored`: the cluster state found in the data directory, if any; else the
+    /// bootstrap state placed over the founding members.
+    init(config: NodeConfig, stored: ClusterState?, logger: Logger) {
         let sharding = config.sharding
         localName = config.nodeId
         localId = Self.raftId(config.nodeId)
-        let members = sharding.members
-        var names: [UInt64: String] = [:]
-        for member in members { names[Self.raftId(member.id)] = member.id }
-        self.names = names
-        ids = Dictionary(uniqueKeysWithValues: names.map { ($1, $0) })
-        let nodes = members.map { PlacementNode(id: $0.id, zone: $0.zone) }
-        map = Placement.place(nodes, PlacementSettings(shards: sharding.shards, replicas: sharding.replicas), epoch: 1)
-        let placed = map
-        localShards = placed.replicas.indices.filter { placed.replicas[$0].contains(config.nodeId) }
+        let founders = sharding.members
+        let settings = PlacementSettings(shards: sharding.shards, replicas: sharding.replicas)
+        bootstrapMap = Placement.place(founders.map { PlacementNode(id: $0.id, zone: $0.zone) }, settings, epoch: 1)
+        let cluster = stored ?? ClusterState(
+            settings: PlacementSettings(shards: sharding.shards, replicas: sharding.replicas), founders: founders)
+        shardCount = cluster.settings.shards
+        controllerVoters = Array(founders.map(\.id).prefix(Self.controllerSize))
+        var view = View(cluster: cluster)
+        for name in founders.map(\.id) + cluster.nodes.keys + cluster.map.replicas.flatMap({ $0 }) {
+            view.names[Self.raftId(name)] = name
+        }
+        self.view = Mutex(view)
         tickMs = Int64(sharding.electionMs / 10)
         noLeaderWaitMs = Int64(sharding.electionMs * 5)
         retention = config.retention
         self.logger = logger
     }
 
-    static func raftId(_ node: String) -> UInt64 { max(1, StableHash.hash64("node/" + node)) }
+    static let controllerSize = 3
 
-    var shardCount: Int { map.replicas.count }
+    /// The voters a shard's log starts with.
+    func initialVoters(of shard: Int) -> [String] {
+        shard == Self.controllerShard ? controllerVoters : bootstrapMap.replicas[shard]
+    }
+
+    static func raftId(_ node: String) -> UInt64 { max(1, StableHash.hash64("node/" + node)) }
 
     func shard(of channel: String) -> Int { Placement.shard(of: channel, shards: shardCount) }
 
-    func isConnected(_ node: String) -> Bool { connected.withLock { $0.contains(node) } }
+    var cluster: ClusterState { view.withLock { $0.cluster } }
+    var mapEpoch: UInt64 { view.withLock { $0.cluster.map.epoch } }
+    func replicas(of shard: Int) -> [String] { view.withLock { $0.cluster.map.replicas[shard] } }
+    var isControllerMember: Bool { controllerVoters.contains(localName) }
+
+    /// Takes a newer cluster state (or the controller's next one). False if not newer.
+    @discardableResult
+    func adopt(_ cluster: ClusterState, force: Bool = false) -> Bool {
+        view.withLock { view in
+            guard force || cluster.map.epoch > view.cluster.map.epoch else { return false }
+            view.cluster = cluster
+            for name in cluster.nodes.keys { view.names[Self.raftId(name)] = name }
+            for set in cluster.map.replicas { for name in set { view.names[Self.raftId(name)] = name } }
+            return true
+        }
+    }
+
+    func name(of id: UInt64) -> String? { view.withLock { $0.names[id] } }
+
+    func learn(_ name: String) { view.withLock { $0.names[Self.raftId(name)] = name } }
+
+    func knows(_ name: String) -> Bool { view.withLock { $0.names[Self.raftId(name)] == name || $0.members[name] != nil } }
+
+    // MARK: Hosted shards (the replication thread writes, sessions read)
+
+    func hosts(_ shard: Int) -> Bool { view.withLock { $0.hosted.contains(shard) } }
+    func setHosted(_ shards: Set<Int>) { view.withLock { $0.hosted = shards } }
+    var hostedCount: Int { view.withLock { $0.hosted.count } }
+
+    // MARK: Members (loop 0 writes from the gossip view)
+
+    func setMembers(_ members: [PeerMember]) {
+        view.withLock { view in
+            view.members = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+            for member in members { view.names[Self.raftId(member.id)] = member.id }
+        }
+    }
+
+    var members: [String: PeerMember] { view.withLock { $0.members } }
+
+    func isConnected(_ node: String) -> Bool { view.withLock { $0.connected.contains(node) } }
 
     func setConnected(_ node: String, _ up: Bool) {
-        connected.withLock { if up { $0.insert(node) } else { $0.remove(node) } }
+        view.withLock { if up { $0.connected.insert(node) } else { $0.connected.remove(node) } }
     }
+}
+
+/// A live clustered member as gossip shows it.
+struct PeerMember: Equatable, Sendable {
+    var id: String
+    var peer: String
+    var zone: String
+    var weight: Int
+    var mapEpoch: UInt64
 }

@@ -28,14 +28,19 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var damaged: Set<Int> = []
         var remoteReads: [(node: String, request: UInt64, shard: Int)] = []
         var readResults: [(request: UInt64, index: UInt64)] = []
+        var controls: [(command: ControllerCommand, reply: @Sendable (ControlReply) -> Void)] = []
+        var mapRequests: [(node: String, epoch: UInt64)] = []
+        var clusterStates: [(node: String, bytes: [UInt8])] = []
+        var replicaChecks: [(node: String, request: UInt64, shard: Int)] = []
+        var replicaCheckResults: [(node: String, shard: Int, removed: Bool)] = []
         var stopping = false
     }
 
     let context: ShardContext
     private let inbox = Mutex(Inbox())
     private let wake = DispatchSemaphore(value: 0)
-    private let store: ReplicatedStore
-    private let reader: StoredEntryReader
+    let store: ReplicatedStore
+    let reader: StoredEntryReader
     var groups: [Int: ShardGroup] = [:]
     var router: PublishRouter
     private let onCommit: (CommitReport<PublishTicket>) -> Void
@@ -56,23 +61,45 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     /// What the admin API shows; refreshed a few times a second.
     let status = Mutex<[ShardStatus]>([])
     private var lastStatusMs: Int64 = 0
+    /// Controller proposals of this leader awaiting application, by log index.
+    var controlsPending: [UInt64: (term: UInt64, reply: @Sendable (ControlReply) -> Void)] = [:]
+    /// Called (replication thread) when this node adopts a newer shard map.
+    let onMapChange: @Sendable (UInt64) -> Void
+    /// Called (replication thread) with a shard this node no longer hosts.
+    let onShardDropped: @Sendable (Int) -> Void
+    var lastReconcileMs: Int64 = 0
+    var mapRequestedAt: [String: Int64] = [:]
+    var replicaCheckedAt: [Int: Int64] = [:]
+    var nextReplicaCheck: UInt64 = 1
+    var lastRegisterMs: Int64 = 0
 
     init(
         context: ShardContext, store: ReplicatedStore,
         onCommit: @escaping (CommitReport<PublishTicket>) -> Void,
-        send: @escaping @Sendable ([String: [PeerFrame]]) -> Void
+        send: @escaping @Sendable ([String: [PeerFrame]]) -> Void,
+        onMapChange: @escaping @Sendable (UInt64) -> Void = { _ in },
+        onShardDropped: @escaping @Sendable (Int) -> Void = { _ in }
     ) throws(StorageError) {
         self.context = context
         self.store = store
         self.onCommit = onCommit
         self.send = send
+        self.onMapChange = onMapChange
+        self.onShardDropped = onShardDropped
         router = PublishRouter(context: context)
         let loaded = try store.load()
         let reader = StoredEntryReader(store: store, logger: context.logger)
         self.reader = reader
-        for shard in context.localShards {
+        // A replica stays until its removal is confirmed, whatever the map says; the map's
+        // new replicas start as joiners (see `reconcile`).
+        let map = context.cluster.map
+        var shards = Set(loaded.keys)
+        for shard in 0..<context.shardCount where map.replicas[shard].contains(context.localName) { shards.insert(shard) }
+        if context.isControllerMember { shards.insert(ShardContext.controllerShard) }
+        for shard in shards {
             groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded[shard], reader: reader)
         }
+        publishHosted()
         refreshStatus(now: MonotonicClock.nowMs())
     }
 
@@ -101,6 +128,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             case .forwardResult(let request, let result): box.results.append((request, result))
             case .readIndex(let request, let shard): box.remoteReads.append((node, request, Int(shard)))
             case .readIndexResult(let request, let index): box.readResults.append((request, index))
+            case .mapRequest(let epoch): box.mapRequests.append((node, epoch))
+            case .clusterState(let bytes): box.clusterStates.append((node, bytes))
+            case .replicaCheck(let request, let shard): box.replicaChecks.append((node, request, Int(shard)))
+            case .replicaCheckResult(_, let shard, let removed): box.replicaCheckResults.append((node, Int(shard), removed))
             case .hello: break
             }
         }
@@ -122,6 +153,12 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     /// stored entries and repair it if they are damaged.
     func reportDamage(shard: Int) {
         _ = inbox.withLock { $0.damaged.insert(shard) }
+        wake.signal()
+    }
+
+    /// An operator's command for the controller; `reply` runs on the replication thread.
+    func control(_ command: ControllerCommand, reply: @escaping @Sendable (ControlReply) -> Void) {
+        inbox.withLock { $0.controls.append((command, reply)) }
         wake.signal()
     }
 
@@ -195,12 +232,14 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                     confirmedReads.append((read.shard, result.index, read.deadline, read.reply))
                 }
             }
+            takeClusterInputs(taken, now: now)
             router.route(taken.publishes.map { ($0.0, .local($0.1)) }, host: self, now: now)
             router.retryWaiting(host: self, now: now)
             router.proposeQueued(host: self, now: now)
             cycle(now: now)
             if taken.stopping && taken.publishes.isEmpty {
                 router.failAll(host: self, reason: "the node is stopping")
+                failControls("the node is stopping")
                 flushOutgoing()
                 onCommit(CommitReport(outcomes: router.takeSettled(), appended: []))
                 return
@@ -214,6 +253,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var applyPositions: [(shard: Int, index: UInt64, term: UInt64, last: Bool)] = []
         var appliedThrough: [Int: UInt64] = [:]
         var readies: [Int: RaftReady] = [:]
+        var controllerEntries: [RaftEntry] = []
         for shard in groups.keys.sorted() {
             let ready = groups[shard]!.raft.ready()
             guard !ready.isEmpty else { continue }
@@ -227,6 +267,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 guard entry.index > groups[shard]!.appliedFloor else { continue }
                 appliedThrough[shard] = entry.index
                 guard entry.kind == .normal, !entry.data.isEmpty else { continue }
+                if shard == ShardContext.controllerShard { controllerEntries.append(entry); continue }
                 guard let publishes = try? ReplicatedPublish.decodeEntry(entry.data) else {
                     context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
                     continue
@@ -248,7 +289,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var late: [Int: [RaftEnvelope]] = [:]
         for (shard, ready) in readies {
             for message in ready.messages {
-                guard let node = context.names[message.to] else { continue }
+                guard let node = context.name(of: message.to) else { continue }
                 if Self.mayPrecedePersist(message.message) {
                     outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
                 } else {
@@ -259,10 +300,12 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         flushOutgoing()
         var outcomes: [AppendOutcome] = []
         var appended: [ChannelAppend] = []
+        let controller = applyController(controllerEntries)
         if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty {
             do throws(StorageError) {
                 (outcomes, appended) = try store.commit(
-                    persist: persist, apply: apply, appliedThrough: appliedThrough, now: WallClock.nowMs())
+                    persist: persist, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
+                    now: WallClock.nowMs())
             } catch {
                 // Raft's promises rest on this write; a node that cannot make it must stop
                 // rather than answer as if it had.
@@ -270,9 +313,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 fatalError("replicated store write failed: \(error)")
             }
         }
+        if let controller { adoptControllerState(controller) }
         for (shard, messages) in late {
             for message in messages {
-                guard let node = context.names[message.to] else { continue }
+                guard let node = context.name(of: message.to) else { continue }
                 outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
             }
         }
@@ -324,7 +368,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
             return
         }
-        guard let leaderId = groups[shard]!.raft.leader, let leader = context.names[leaderId], context.isConnected(leader) else {
+        guard let leaderId = groups[shard]!.raft.leader, let leader = context.name(of: leaderId), context.isConnected(leader) else {
             return reply(nil)
         }
         forwardedReads[readContext] = (shard, now + Self.readWaitMs, reply)
@@ -386,6 +430,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
 
     private func maybeHousekeep(now: Int64) {
         if now - lastStatusMs >= 200 { refreshStatus(now: now) }
+        if now - lastReconcileMs >= 100 {
+            lastReconcileMs = now
+            reconcile(now: now)
+        }
         if now - lastRetentionMs >= 1000 {
             lastRetentionMs = now
             do throws(StorageError) { try store.applyRetention(context.retention, now: WallClock.nowMs()) } catch {
@@ -396,12 +444,16 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
 
     private func refreshStatus(now: Int64) {
         lastStatusMs = now
+        let map = context.cluster.map
         let rows = groups.keys.sorted().map { shard in
             let raft = groups[shard]!.raft
+            let voters = raft.configuration.voters.compactMap { context.name(of: $0) }.sorted()
+            let learners = raft.configuration.learners.compactMap { context.name(of: $0) }.sorted()
             return ShardStatus(
-                shard: shard, replicas: context.map.replicas[shard], role: "\(raft.role)", term: raft.term,
-                leader: raft.leader.flatMap { context.names[$0] } ?? "", commit: raft.commit, lastIndex: raft.lastIndex,
-                repairingUntil: raft.repairingUntil)
+                shard: shard, replicas: shard < map.replicas.count ? map.replicas[shard] : context.controllerVoters,
+                role: "\(raft.role)", term: raft.term,
+                leader: raft.leader.flatMap { context.name(of: $0) } ?? "", commit: raft.commit, lastIndex: raft.lastIndex,
+                repairingUntil: raft.repairingUntil, voters: voters, learners: learners)
         }
         status.withLock { $0 = rows }
     }
@@ -426,7 +478,9 @@ final class ShardGroup {
         config.heartbeatTicks = 2
         config.entriesPerMessageMax = 1024
         config.bytesPerMessageMax = 1 << 20
-        let voters = context.map.replicas[shard].compactMap { context.ids[$0] }
+        // Every log starts under the bootstrap configuration; the configuration entries in
+        // the log (and the stored compacted one) say how it changed since.
+        let voters = context.initialVoters(of: shard).map(ShardContext.raftId)
         let log = (loaded?.entries ?? []).map(RaftEntry.init)
         let hard = loaded.map {
             HardState(term: $0.state.term, votedFor: $0.state.vote, commit: $0.state.commit, repairingUntil: $0.state.repairing)
@@ -459,6 +513,9 @@ struct ShardStatus: Sendable {
     var commit: UInt64
     var lastIndex: UInt64
     var repairingUntil: UInt64?
+    /// The group's configuration as this replica knows it.
+    var voters: [String] = []
+    var learners: [String] = []
 }
 
 extension RaftEntry {

@@ -222,6 +222,18 @@ final class LogWriter {
         channels[name] = state
     }
 
+    /// Inside an open transaction: deletes channels with their records and producer state
+    /// (their replica left this node).
+    func drop(channels names: [String]) throws(StorageError) {
+        for name in names {
+            guard let state = channels.removeValue(forKey: name) else { continue }
+            try db.execute("DELETE FROM messages WHERE channel=\(state.id)")
+            try db.execute("DELETE FROM producers WHERE channel=\(state.id)")
+            try db.execute("DELETE FROM channels WHERE id=\(state.id)")
+            producers = producers.filter { $0.key.channelId != state.id }
+        }
+    }
+
     /// Forgets cached producer state for producers idle since `before` (the rows go too).
     func expireProducers(before: Int64) throws(StorageError) {
         try db.execute("DELETE FROM producers WHERE updated_ts < \(before)")

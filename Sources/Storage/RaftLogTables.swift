@@ -17,6 +17,9 @@ final class RaftLogTables {
             crc INTEGER NOT NULL,
             data BLOB NOT NULL);
         CREATE UNIQUE INDEX IF NOT EXISTS raft_log_position ON raft_log(shard, idx);
+        CREATE TABLE IF NOT EXISTS cluster_state(
+            id INTEGER PRIMARY KEY CHECK(id = 1),
+            data BLOB NOT NULL);
         """
 
     private let db: Database
@@ -24,6 +27,7 @@ final class RaftLogTables {
     private let truncate: Statement
     private let upsertHard: Statement
     private let updateApplied: Statement
+    private let saveState: Statement
 
     init(db: Database) throws(StorageError) {
         self.db = db
@@ -38,6 +42,7 @@ final class RaftLogTables {
             INSERT INTO raft_state(shard, term, vote, commit_index, applied) VALUES(?1, 0, NULL, 0, ?2)
             ON CONFLICT(shard) DO UPDATE SET applied=?2
             """)
+        saveState = try db.prepare("INSERT INTO cluster_state(id, data) VALUES(1, ?1) ON CONFLICT(id) DO UPDATE SET data=?1")
     }
 
     /// Every replica's state and the part of its log after its applied index (the
@@ -180,6 +185,24 @@ final class RaftLogTables {
         updateApplied.bind(1, Int64(shard))
         updateApplied.bind(2, Int64(index))
         try updateApplied.run()
+    }
+
+    /// Inside an open transaction.
+    func saveClusterState(_ bytes: [UInt8]) throws(StorageError) {
+        saveState.bind(1, bytes)
+        try saveState.run()
+    }
+
+    func loadClusterState() throws(StorageError) -> [UInt8]? {
+        let statement = try db.prepare("SELECT data FROM cluster_state WHERE id=1")
+        guard try statement.step() else { return nil }
+        return Array(statement.blob(0))
+    }
+
+    /// Inside an open transaction: forgets a replica entirely.
+    func drop(shard: Int) throws(StorageError) {
+        try db.execute("DELETE FROM raft_log WHERE shard=\(shard)")
+        try db.execute("DELETE FROM raft_state WHERE shard=\(shard)")
     }
 
     static func checksum(shard: Int, _ entry: StoredRaftEntry) -> UInt32 {

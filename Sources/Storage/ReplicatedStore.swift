@@ -41,17 +41,43 @@ public final class ReplicatedStore {
     /// One transaction: `persist` first, then `apply` (committed publishes in log order),
     /// then the new applied indexes. Outcomes line up with `apply`. On failure nothing of
     /// it is stored and the in-memory state is unchanged.
+    /// `clusterState`, when given, replaces the stored controller state (the controller's
+    /// replicas store it with the applied index that produced it).
     public func commit(
-        persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], now: Int64
+        persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
+        now: Int64
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
         do throws(StorageError) {
             try begin.run()
             for item in persist { try tables.persist(item) }
             let staged = try writer.stage(apply, now: now)
             for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
+            if let clusterState { try tables.saveClusterState(clusterState) }
             try end.run()
             writer.adopt(staged)
             return (staged.outcomes, staged.appended)
+        } catch {
+            try? rollback.run()
+            throw error
+        }
+    }
+
+    /// The stored controller state (the newest shard map this node knows), if any.
+    public func loadClusterState() throws(StorageError) -> [UInt8]? { try tables.loadClusterState() }
+
+    /// Stores a shard map learned from a peer (nodes outside the controller group).
+    public func saveClusterState(_ bytes: [UInt8]) throws(StorageError) {
+        _ = try commit(persist: [], apply: [], appliedThrough: [:], clusterState: bytes, now: 0)
+    }
+
+    /// Deletes this node's replica of `shard`: its Raft state and log, and the channels
+    /// (`channels(name)` true) whose records it applied. One transaction.
+    public func dropShard(_ shard: Int, channels: (String) -> Bool) throws(StorageError) {
+        do throws(StorageError) {
+            try begin.run()
+            try tables.drop(shard: shard)
+            try writer.drop(channels: writer.channels.keys.filter(channels))
+            try end.run()
         } catch {
             try? rollback.run()
             throw error

@@ -28,6 +28,9 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable {
     /// Clustered nodes: this node holds no replica of the channel's shard and cannot
     /// serve its history yet.
     case notReplica = 108
+    /// Clustered nodes: the channel's replica left this node (a rebalance moved it); the
+    /// subscription ended. Subscribe again from the next offset: the node relays it now.
+    case replicaMoved = 109
 
     public var isFatal: Bool { rawValue < 100 }
 }

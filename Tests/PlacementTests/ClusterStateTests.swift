@@ -66,3 +66,41 @@ import Testing
         #expect(throws: DecodeFailure.self) { try ControllerCommand(decoding: zeroWeight) }
     }
 }
+
+@Suite struct ClusterStateCodecTests {
+    /// What a node persists and sends to peers decodes to the same state, after any
+    /// sequence of commands.
+    @Test func roundTripsAfterCommands() throws {
+        var state = ClusterState(settings: PlacementSettings(shards: 32, replicas: 3, epsilon: 0.15), founders: [("a", "z1"), ("b", "z2"), ("c", "")])
+        #expect(try ClusterState(decoding: state.encoded) == state)
+        state.apply(.register(id: "d", zone: "z1", weight: 3))
+        state.apply(.setDraining(id: "b", draining: true))
+        state.apply(.rebalance)
+        state.apply(.remove(id: "c"))
+        #expect(try ClusterState(decoding: state.encoded) == state)
+    }
+
+    @Test func refusesDamagedBytes() {
+        let bytes = ClusterState(settings: PlacementSettings(shards: 8, replicas: 2), founders: [("a", ""), ("b", "")]).encoded
+        #expect(throws: DecodeFailure.self) { try ClusterState(decoding: []) }
+        #expect(throws: DecodeFailure.self) { try ClusterState(decoding: Array(bytes.dropLast())) }
+        #expect(throws: DecodeFailure.self) { try ClusterState(decoding: bytes + [0]) }
+        var version = bytes
+        version[0] = 9
+        #expect(throws: DecodeFailure.self) { try ClusterState(decoding: version) }
+        var shards = bytes
+        shards[1...4] = [0, 0, 0, 0]
+        #expect(throws: DecodeFailure.self) { try ClusterState(decoding: shards) }
+    }
+}
+
+@Suite struct ClusterStateRetiredTests {
+    /// A removed node that gossip still shows cannot register again under its old id.
+    @Test func removedIdsStayRetired() throws {
+        var state = ClusterState(settings: PlacementSettings(shards: 8, replicas: 2), founders: [("a", ""), ("b", ""), ("c", "")])
+        #expect(state.apply(.remove(id: "c")) == .registry)
+        #expect(state.apply(.register(id: "c", zone: "", weight: 1)) == .refused("node 'c' was removed; a new node needs a new id"))
+        #expect(state.nodes["c"] == nil)
+        #expect(try ClusterState(decoding: state.encoded).retired == ["c"])
+    }
+}
