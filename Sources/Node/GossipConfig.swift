@@ -7,6 +7,9 @@ public struct GossipConfig: Equatable, Sendable {
     /// Gossip addresses of members to join through.
     public var seeds: [String] = []
     public var zone = ""
+    /// Relative capacity for replica placement (a weight-2 node holds about twice the
+    /// replicas); taken by the controller when it registers the node.
+    public var weight = 1
     /// Packets name their cluster; another cluster's packets are dropped.
     public var clusterId = "chapar"
     /// Keyring file: lines `ID HEX`, the first primary. Required with `gossip`.

@@ -43,7 +43,7 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
         self.listener = listener
         let info = MemberInfo(
             id: config.nodeId, gossip: udp.address.description, client: clientAddress, peer: peerAddress,
-            admin: adminAddress, zone: config.membership.zone, mapEpoch: mapEpoch)
+            admin: adminAddress, zone: config.membership.zone, weight: UInt16(config.membership.weight), mapEpoch: mapEpoch)
         machine = Membership(
             local: info, incarnation: previous + 1, seed: UInt64(truncatingIfNeeded: WallClock.nowUs()), now: Self.now())
         persist(previous + 1)

@@ -31,6 +31,7 @@ public enum NodeCommandLine {
           --admin HOST:PORT          admin HTTP API: GET /healthz, GET /v1/members
           --seeds HOST:PORT,…        gossip addresses of members to join through
           --zone NAME                failure zone announced to the cluster
+          --weight N                 relative capacity for shard replicas (default 1)
           --cluster-id NAME          cluster name bound into every gossip packet (default chapar)
           --gossip-key-file FILE     keyring, lines "ID HEX" (first = primary); required with --gossip
           --shards S                 clustered mode: channels hash into S shards, each a Raft group

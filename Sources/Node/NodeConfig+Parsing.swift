@@ -7,7 +7,7 @@ extension NodeConfig {
     static let keys: Set<String> = [
         "data", "listen", "node-id", "loops", "durability", "retention", "outbound-bytes-max",
         "tail-cache-bytes", "tail-cache-total-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
-        "token-secret-file", "gossip", "admin", "seeds", "zone", "cluster-id", "gossip-key-file",
+        "token-secret-file", "gossip", "admin", "seeds", "zone", "weight", "cluster-id", "gossip-key-file",
         "shards", "replicas", "bootstrap", "peer", "election-ms",
     ]
 
@@ -63,6 +63,7 @@ extension NodeConfig {
         case "admin": membership.admin = text
         case "seeds": membership.seeds = text.split(separator: ",").map(String.init).filter { !$0.isEmpty }
         case "zone": membership.zone = text
+        case "weight": membership.weight = Int(try integer(1...1000))
         case "cluster-id":
             guard !text.isEmpty, text.utf8.count <= 64 else { throw .invalid(field: key, reason: "must be 1-64 bytes") }
             membership.clusterId = text

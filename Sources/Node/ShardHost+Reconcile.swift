@@ -77,6 +77,16 @@ extension ShardHost {
         queue(.replicaCheckResult(request: request, shard: UInt32(shard), removed: removed), to: node)
     }
 
+    /// A leader whose configuration change committed tells the connected nodes it no longer
+    /// lists at once, rather than leaving them to ask (they ignore it unless they hold a
+    /// replica the map dropped).
+    func announceRemovals(shard: Int) {
+        guard shard != ShardContext.controllerShard, let group = groups[shard], group.raft.role == .leader else { return }
+        for node in context.members.keys where context.isConnected(node) && group.raft.confirmsRemoval(of: ShardContext.raftId(node)) {
+            queue(.replicaCheckResult(request: 0, shard: UInt32(shard), removed: true), to: node)
+        }
+    }
+
     func dropIfRemoved(_ shard: Int, confirmedBy node: String) {
         guard shard != ShardContext.controllerShard, let group = groups[shard], group.raft.role != .leader,
               !context.replicas(of: shard).contains(context.localName)

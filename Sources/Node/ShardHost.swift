@@ -340,6 +340,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
             for entry in ready.committed where entry.kind != .normal || entry.data.isEmpty {
                 router.applied(shard: shard, index: entry.index, term: entry.term, outcomes: [], settled: &settled, host: self)
+                if entry.kind == .configuration { announceRemovals(shard: shard) }
             }
             groups[shard]!.raft.advance(ready)
             // Applied entries leave memory (they stay on disk for lagging followers).

@@ -138,13 +138,18 @@ final class Locked<Value: Sendable>: Sendable {
 
 /// A minimal HTTP/1.1 GET over a blocking socket: (status, body).
 func httpGet(_ address: String, _ path: String) throws -> (Int, String) {
+    try httpRequest(address, "GET \(path) HTTP/1.1\r\nHost: \(address)\r\n\r\n")
+}
+
+/// Sends `request` as is and returns (status, body).
+func httpRequest(_ address: String, _ request: String) throws -> (Int, String) {
     let fd = try connectTCP(to: SocketAddress(parsing: address))
     defer { close(fd) }
     let flags = fcntl(fd, F_GETFL)
     _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\n\r\n".utf8)
+    let request = Array(request.utf8)
     _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     var response: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)

@@ -5,9 +5,18 @@ import Glibc
 
 /// A blocking HTTP/1.1 GET for the admin API: (status, body). Bounded by `timeoutMs`.
 func httpGet(_ address: SocketAddress, _ path: String, timeoutMs: Int32 = 5000) throws -> (Int, [UInt8]) {
+    try httpRequest(address, method: "GET", path, timeoutMs: timeoutMs)
+}
+
+/// A blocking HTTP/1.1 request without a body: (status, body). Bounded by `timeoutMs`.
+func httpRequest(
+    _ address: SocketAddress, method: String, _ path: String, headers: [String: String] = [:], timeoutMs: Int32 = 5000
+) throws -> (Int, [UInt8]) {
     let fd = try connectTCP(to: address, timeoutMs: timeoutMs)
     defer { close(fd) }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
+    let extra = headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
+    let length = method == "POST" ? "Content-Length: 0\r\n" : ""
+    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\n\(extra)\(length)Connection: close\r\n\r\n".utf8)
     var sent = 0
     while sent < request.count {
         var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)

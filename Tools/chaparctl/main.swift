@@ -16,6 +16,9 @@ let usage = """
       cluster up|down   start or stop a local cluster on loopback
       cluster kill|restart   crash one node (SIGKILL) or start it again on its data
       cluster drill     failover drill: kill shard leaders, time the first acknowledged publish
+      cluster add       start one more node; the controller registers it
+      cluster status    the controller's view: map epoch, nodes, replicas per node
+      cluster drain|undrain|remove|rebalance|epsilon   change the topology (signed)
       members           the membership view of a node
       shards            shards of a clustered local cluster: replicas, leader, head, lag
       channel info NAME a channel's shard, replicas, leader and head
@@ -52,7 +55,12 @@ do {
         case "kill": status = try FailoverDrill.kill(arguments)
         case "restart": status = try await FailoverDrill.restart(arguments)
         case "drill": status = try await FailoverDrill.drill(arguments)
-        default: fail("usage: chaparctl cluster up|down|kill|restart|drill …", status: 2)
+        case "add": status = try await TopologyCommands.add(arguments)
+        case "status": status = try TopologyCommands.showStatus(arguments)
+        case let name? where ["drain", "undrain", "remove", "rebalance", "epsilon"].contains(name):
+            status = try await TopologyCommands.command(name, arguments)
+        default:
+            fail("usage: chaparctl cluster up|down|kill|restart|drill|add|status|drain|undrain|remove|rebalance|epsilon …", status: 2)
         }
     default: fail("unknown command '\(command)'\n\n\(usage)", status: 2)
     }

@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+
+@Suite(.serialized) struct TopologyTests {
+    /// An admin grows a 3-node cluster by one node and rebalances: the controller registers
+    /// the node, the new map moves replicas onto it (every move onto the new node, none
+    /// above the load bound), its replicas catch up with the history, and every channel
+    /// still reads complete through every node. Then the node is drained (its replicas
+    /// move away and are deleted; it relays instead) and removed for good.
+    @Test func growRebalanceDrainRemove() async throws {
+        try await withLocalCluster("topology", nodes: 3, shards: 8) { dir in
+            let channels = (0..<8).map { "topic-\($0)" }
+            for channel in channels {
+                for text in ["a", "b", "c"] {
+                    let (status, _, stderr) = try chaparctl(["pub", "--dir", dir, "--node", "node-1", channel, text])
+                    #expect(status == 0, "\(stderr)")
+                }
+            }
+            let before = try clusterStatus(dir)
+            #expect((before["epoch"] as? NSNumber)?.intValue == 1)
+
+            // Grow, by a node in a zone of its own (zone spread outranks balance: a second node
+            // in an existing zone would share that zone's replicas).
+            let (added, addOut, addErrors) = try chaparctl(["cluster", "add", "--dir", dir, "--zone", "z4"], seconds: 90)
+            #expect(added == 0, "\(addOut)\(addErrors)")
+            #expect(replicas(of: "node-4", try clusterStatus(dir)) == 0, "registering alone moves nothing")
+            let (rebalanced, rebalanceOut, rebalanceErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--timeout", "180"], seconds: 200)
+            #expect(rebalanced == 0, "\(rebalanceOut)\(rebalanceErrors)")
+            let grown = try clusterStatus(dir)
+            #expect((grown["epoch"] as? NSNumber)?.intValue == 2)
+            let onNew = replicas(of: "node-4", grown)
+            // 8 shards × 3 replicas over 4 nodes: a mean of 6, at most ⌈6 × 1.1⌉ = 7 each.
+            #expect(onNew >= 5 && onNew <= 7, "node-4 holds \(onNew) replicas")
+            for node in ["node-1", "node-2", "node-3"] { #expect(replicas(of: node, grown) <= 7) }
+
+            // The history is complete through every node, the new one included, and new
+            // publishes reach it.
+            for channel in channels {
+                let (status, _, stderr) = try chaparctl(["pub", "--dir", dir, "--node", "node-2", channel, "d"])
+                #expect(status == 0, "\(stderr)")
+            }
+            for node in ["node-4", "node-3"] {
+                for channel in channels {
+                    let (status, text, stderr) = try chaparctl(
+                        ["sub", "--dir", dir, "--node", node, channel, "--from", "earliest", "--count", "4"], seconds: 30)
+                    #expect(status == 0 && text == "1 a\n2 b\n3 c\n4 d\n", "\(node) \(channel): \(text)\(stderr)")
+                }
+            }
+            let admin4 = try nodeAdmin(dir, "node-4")
+            let hosted = try shardRows(admin4)
+            #expect(hosted.count == onNew, "node-4 runs a replica of each shard the map gives it")
+
+            // Drain: the node's replicas move away, are deleted there, and it relays instead.
+            let (drained, _, drainErrors) = try chaparctl(["cluster", "drain", "--dir", dir, "--node", "node-4"])
+            #expect(drained == 0, "\(drainErrors)")
+            let (emptied, _, emptyErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--timeout", "180"], seconds: 200)
+            #expect(emptied == 0, "\(emptyErrors)")
+            #expect(replicas(of: "node-4", try clusterStatus(dir)) == 0)
+            try await waitUntilAsync("node-4 deletes its replicas", seconds: 60) { try shardRows(admin4).isEmpty }
+            for channel in channels {
+                let (status, text, stderr) = try chaparctl(
+                    ["sub", "--dir", dir, "--node", "node-4", channel, "--from", "earliest", "--count", "4"], seconds: 30)
+                #expect(status == 0 && text == "1 a\n2 b\n3 c\n4 d\n", "relayed \(channel): \(text)\(stderr)")
+            }
+
+            // Remove for good: the id is retired and cannot register again.
+            let (removed, _, removeErrors) = try chaparctl(["cluster", "remove", "--dir", dir, "--node", "node-4"])
+            #expect(removed == 0, "\(removeErrors)")
+            let final = try clusterStatus(dir)
+            #expect((final["retired"] as? [String]) == ["node-4"])
+            #expect(!((final["nodes"] as? [[String: Any]]) ?? []).contains { $0["id"] as? String == "node-4" })
+        }
+    }
+
+    /// Healing: a node crashes for good; gossip declares it dead but nothing moves until
+    /// the admin removes it and rebalances. Then its replicas are re-created on the
+    /// survivors from the others' logs, and nothing acknowledged is lost.
+    @Test func removeADeadNodeAndHeal() async throws {
+        try await withLocalCluster("heal", nodes: 4, shards: 8) { dir in
+            let channels = (0..<8).map { "heal-\($0)" }
+            for channel in channels {
+                for text in ["a", "b"] {
+                    let (status, _, stderr) = try chaparctl(["pub", "--dir", dir, "--node", "node-2", channel, text])
+                    #expect(status == 0, "\(stderr)")
+                }
+            }
+            let held = replicas(of: "node-4", try clusterStatus(dir))
+            #expect(held > 0)
+            let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-4"])
+            #expect(killed == 0)
+            let admin1 = try nodeAdmin(dir, "node-1")
+            try await waitUntilAsync("gossip declares node-4 dead", seconds: 30) {
+                let (_, body) = try httpGet(admin1, "/v1/members")
+                let members = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] ?? []
+                return members.contains { $0["id"] as? String == "node-4" && $0["state"] as? String == "dead" }
+            }
+            #expect(replicas(of: "node-4", try clusterStatus(dir)) == held, "gossip alone moves nothing")
+            // Shards that lost a replica still take publishes (2 of 3 remain).
+            for channel in channels {
+                let (status, _, stderr) = try chaparctl(["pub", "--dir", dir, "--node", "node-1", channel, "c"], seconds: 30)
+                #expect(status == 0, "\(stderr)")
+            }
+            let (removed, _, removeErrors) = try chaparctl(["cluster", "remove", "--dir", dir, "--node", "node-4"])
+            #expect(removed == 0, "\(removeErrors)")
+            let (healed, healOut, healErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--timeout", "180"], seconds: 200)
+            #expect(healed == 0, "\(healOut)\(healErrors)")
+            let after = try clusterStatus(dir)
+            for node in ["node-1", "node-2", "node-3"] { #expect(replicas(of: node, after) == 8) }
+            for node in ["node-1", "node-2", "node-3"] {
+                let rows = try shardRows(try nodeAdmin(dir, node))
+                #expect(rows.count == 8 && rows.allSatisfy { ($0["voters"] as? [String])?.count == 3 }, "\(node): \(rows)")
+                for channel in channels {
+                    let (status, text, stderr) = try chaparctl(
+                        ["sub", "--dir", dir, "--node", node, channel, "--from", "earliest", "--count", "3"], seconds: 30)
+                    #expect(status == 0 && text == "1 a\n2 b\n3 c\n", "\(node) \(channel): \(text)\(stderr)")
+                }
+            }
+        }
+    }
+
+    /// Controller commands must carry a valid signature: unsigned, forged and unknown
+    /// commands are refused with a clear status, and the cluster is unchanged.
+    @Test func unsignedCommandsAreRefused() async throws {
+        try await withLocalCluster("topology-auth", nodes: 3, shards: 4) { dir in
+            let admin = try nodeAdmin(dir, "node-1")
+            let unsigned = try httpRequest(admin, "POST /v1/cluster/rebalance HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            #expect(unsigned.0 == 401 && unsigned.1.contains("missing Authorization"))
+            let forged = try httpRequest(
+                admin, "POST /v1/cluster/rebalance HTTP/1.1\r\nAuthorization: Chapar 1:\(Int64(Date().timeIntervalSince1970 * 1000)):"
+                    + String(repeating: "ab", count: 32) + "\r\nContent-Length: 0\r\n\r\n")
+            #expect(forged.0 == 401 && forged.1.contains("bad signature"))
+            // A copy of the cluster file with another keyring: chaparctl's commands are refused.
+            let other = dir + "/other"
+            try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: dir + "/cluster.json", toPath: other + "/cluster.json")
+            try Data("1 \(String(repeating: "cd", count: 32))\n".utf8).write(to: URL(fileURLWithPath: other + "/gossip.keyring"))
+            let (status, _, stderr) = try chaparctl(["cluster", "drain", "--dir", other, "--node", "node-1"])
+            #expect(status != 0 && stderr.contains("401"), "\(stderr)")
+            try FileManager.default.removeItem(atPath: other + "/cluster.json")
+            let (unknown, _, unknownErrors) = try chaparctl(["cluster", "drain", "--dir", dir, "--node", "nobody"])
+            #expect(unknown != 0 && unknownErrors.contains("no node 'nobody'"), "\(unknownErrors)")
+            #expect((try clusterStatus(dir)["epoch"] as? NSNumber)?.intValue == 1)
+        }
+    }
+
+    func clusterStatus(_ dir: String) throws -> [String: Any] {
+        let (status, text, stderr) = try chaparctl(["cluster", "status", "--dir", dir, "--json"])
+        guard status == 0 else { throw TimedOut(description: "cluster status: \(stderr)") }
+        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+    }
+
+    func replicas(of node: String, _ status: [String: Any]) -> Int {
+        let nodes = status["nodes"] as? [[String: Any]] ?? []
+        return (nodes.first { $0["id"] as? String == node }?["replicas"] as? NSNumber)?.intValue ?? -1
+    }
+
+    func nodeAdmin(_ dir: String, _ node: String) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))
+        let file = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let nodes = file["nodes"] as? [[String: Any]] ?? []
+        return try #require(nodes.first { $0["id"] as? String == node }?["admin"] as? String)
+    }
+
+    func shardRows(_ admin: String) throws -> [[String: Any]] {
+        let (status, body) = try httpGet(admin, "/v1/shards")
+        guard status == 200 else { return [] }
+        return try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] ?? []
+    }
+}
