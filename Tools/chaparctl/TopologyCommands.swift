@@ -140,13 +140,22 @@ enum TopologyCommands {
         throw CommandArguments.Failure("the controller did not take the command within 30 s: \(lastProblem)")
     }
 
-    /// The controller's state as the first reachable node knows it.
+    /// The controller's state, from its leader when one is known (it answered the last
+    /// command only after applying it), else as the first reachable node knows it.
     static func status(_ cluster: ClusterCommands.ClusterFile) throws -> [String: Any] {
+        func fetch(_ admin: String) -> [String: Any]? {
+            guard let address = try? SocketAddress(parsing: admin), let (status, body) = try? httpGet(address, "/v1/cluster"),
+                  status == 200
+            else { return nil }
+            return try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+        }
         for node in cluster.nodes {
-            guard let address = try? SocketAddress(parsing: node.admin), let (status, body) = try? httpGet(address, "/v1/cluster"),
-                  status == 200, let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
-            else { continue }
-            return object
+            guard let state = fetch(node.admin) else { continue }
+            let leader = state["controller_leader"] as? String ?? ""
+            if leader != node.id, let admin = cluster.nodes.first(where: { $0.id == leader })?.admin, let fresh = fetch(admin) {
+                return fresh
+            }
+            return state
         }
         throw CommandArguments.Failure("no node of cluster.json answered GET /v1/cluster")
     }
