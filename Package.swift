@@ -76,7 +76,7 @@ let package = Package(
             name: "StoreCrashHelper", dependencies: ["ChaparCore", "Storage"], path: "Tests/StoreCrashHelper",
             swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport"], swiftSettings: strict),
-        .testTarget(name: "LoadSimTests", dependencies: ["LoadSim", "ChaparCore"], swiftSettings: strict),
+        .testTarget(name: "LoadSimTests", dependencies: ["LoadSim", "ChaparCore", "Wire"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["Auth", "ChaparCore", "Client", "Wire", "Transport", "chapard", "chaparctl", "chapar-loadsim"],

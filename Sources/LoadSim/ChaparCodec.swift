@@ -70,6 +70,7 @@ final class ChaparCodec: TargetCodec {
                 case .ack(let ack): handle(.acked(correlation: correlation, offset: ack.offset))
                 case .welcome: handle(.ready)
                 case .subscribed(let subscribed): handle(.subscribed(channel: subscribed.channel, next: subscribed.nextOffset))
+                case .unsubscribed(let channel) where correlation == 0: handle(.subscriptionEnded(channel: channel))
                 case .error(let error):
                     let code = error.knownCode.map { "\($0)" } ?? "\(error.code)"
                     handle(.failure("\(code): \(error.message)", correlation: correlation == 0 ? nil : correlation))

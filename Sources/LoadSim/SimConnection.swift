@@ -175,6 +175,13 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
                 publishers[index].inflight -= count
                 worker.publisherFreed(self, index)
             }
+        case .subscriptionEnded(let name):
+            // Its replica moved away (or its history failed a check): resume where the
+            // oracle says this subscriber is, which the node now relays from elsewhere.
+            guard let index = worker.channelIndex(name), state != .down else { return }
+            confirmed.remove(index)
+            worker.note("connection \(id): subscription to \(name) ended by the server; resubscribing")
+            subscribe(index)
         case .message(let offset, let payload):
             worker.delivered(to: self, offset: offset, payload: payload)
         case .reply(let bytes):

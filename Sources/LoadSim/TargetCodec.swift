@@ -15,6 +15,9 @@ enum CodecEvent {
     case flushed(count: Int)
     /// A delivered message; `offset` where the target has offsets.
     case message(offset: UInt64?, payload: UnsafeRawBufferPointer)
+    /// The server ended a subscription (Chapar: UNSUBSCRIBED with correlation 0, after an
+    /// ERROR naming why); subscribing again resumes it.
+    case subscriptionEnded(channel: String)
     /// The target needs these bytes sent (NATS answers the server's PING).
     case reply([UInt8])
     /// The target refused something; the text says what. `correlation` names the

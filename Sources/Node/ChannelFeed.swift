@@ -29,9 +29,15 @@ final class ChannelFeed: Sendable {
         budget.release(state.withLock { $0.cachedBytes })
     }
 
-    /// Adds a committed chunk and returns the loops to notify. Committer thread only.
+    /// Adds a committed chunk and returns the loops to notify. Called by one source at a
+    /// time per channel — the store's commits, or the edge relay — except while a node
+    /// that relays a channel becomes one of its replicas and both feed it: records are
+    /// byte-identical at equal offsets whichever source brings them.
     func append(_ chunk: EncodedChunk) -> UInt64 {
         state.withLock { s in
+            // Old records (a replica catching up behind what the relay brought): nothing to
+            // cache, but loops waiting to read them from the store are woken.
+            if chunk.lastOffset <= s.head && !s.chunks.isEmpty { return s.interestedLoops }
             if let last = s.chunks.last, last.lastOffset + 1 != chunk.firstOffset {
                 // Not contiguous (the feed was created mid-commit): start the cache afresh.
                 s.chunks.removeAll()
@@ -61,7 +67,7 @@ final class ChannelFeed: Sendable {
         state.withLock { s in
             guard let first = s.chunks.first, offset >= first.firstOffset, offset <= s.head else { return nil }
             // Chunks are contiguous and few; search from the newest, where live readers are.
-            for chunk in s.chunks.reversed() where chunk.firstOffset <= offset { return chunk }
+            for chunk in s.chunks.reversed() where chunk.firstOffset <= offset { return offset <= chunk.lastOffset ? chunk : nil }
             return nil
         }
     }

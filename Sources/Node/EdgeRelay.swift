@@ -63,7 +63,9 @@ final class EdgeRelay: @unchecked Sendable {  // guarded by: loop 0's thread
         _ channel: String, from: UInt64, messagesMax: UInt32 = EdgeRelay.fetchMessagesMax,
         reply: @escaping (Result<Batch, ErrorReply>) -> Void
     ) {
-        guard let upstream = upstream(for: channel, avoiding: nil) else {
+        // The replica the live feed comes from has everything the feed announced.
+        let live = channels[channel]?.upstream.flatMap { upstreams[$0] }.flatMap { $0.isUsable ? $0 : nil }
+        guard let upstream = live ?? upstream(for: channel, avoiding: nil) else {
             return reply(.failure(ErrorReply(code: .storageFailure, message: "no replica of '\(channel)' is reachable")))
         }
         upstream.request(.fetch(Fetch(channel: channel, from: max(1, from), maxMessages: messagesMax, maxBytes: Self.fetchBytesMax))) { frame in
@@ -151,6 +153,14 @@ final class EdgeRelay: @unchecked Sendable {  // guarded by: loop 0's thread
         }
     }
 
+    /// The upstream ended the channel's subscription (its replica moved away, or a record
+    /// failed its checksum there): resume at another replica from the next offset.
+    fileprivate func ended(_ channel: String, at node: String) {
+        guard let state = channels[channel], state.upstream == node else { return }
+        context.logger.info("relay resumes elsewhere", ["channel": channel, "from": node, "next": "\(state.nextExpected ?? 0)"])
+        attach(channel, avoiding: node)
+    }
+
     /// Drops relays no local subscriber has wanted for two sweeps.
     private func scheduleSweep() {
         loop.schedule(afterMs: 2000) { [weak self] in
@@ -211,6 +221,8 @@ private final class Upstream: ConnectionDelegate {  // guarded by: loop 0's thre
                 case .welcome: break
                 case .error(let error) where envelope.correlation == 0:
                     relay.context.logger.warn("relay upstream error", ["node": node, "error": error.message])
+                case .unsubscribed(let channel) where envelope.correlation == 0:
+                    relay.ended(channel, at: node)
                 default:
                     waiting.removeValue(forKey: envelope.correlation)?(envelope.frame)
                 }

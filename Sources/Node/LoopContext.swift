@@ -270,7 +270,16 @@ final class LoopContext {  // guarded by: loop thread
             }
         case .success(let batch):
             local.head = max(local.head, batch.head)
-            guard let last = batch.records.last else { return }  // not yet there: the feed will announce it
+            guard let last = batch.records.last else {
+                // The replica asked has not applied that far yet (it lags, or just joined):
+                // the feed may never announce these again, so ask again shortly.
+                if subscription.cursor <= local.head {
+                    loop.schedule(afterMs: 50) { [weak self] in
+                        if subscription.session.subscriptions[local.name] === subscription { self?.pump(subscription) }
+                    }
+                }
+                return
+            }
             let records = batch.records.map { StoredRecord(offset: $0.offset, timestamp: $0.timestamp, payload: $0.payload) }
             subscription.session.connection.send(OutboundSlice(EncodedChunk(channel: local.name, records: records).bytes))
             subscription.cursor = last.offset + 1
@@ -289,6 +298,7 @@ final class LoopContext {  // guarded by: loop thread
                 session.reject(
                     .replicaMoved, "subscription to '\(local.name)' ended: its replica left this node; subscribe again",
                     correlation: 0)
+                session.send(.unsubscribed(channel: local.name), correlation: 0)
             }
         }
     }
@@ -309,6 +319,7 @@ final class LoopContext {  // guarded by: loop thread
         session.subscriptions[subscription.channel.name] = nil
         detach(subscription)
         session.reject(code, "subscription to '\(subscription.channel.name)' ended: \(error)", correlation: 0)
+        session.send(.unsubscribed(channel: subscription.channel.name), correlation: 0)
     }
 
     // MARK: Fetch

@@ -1,5 +1,6 @@
 import Testing
 @testable import LoadSim
+import Wire
 
 /// Feeds `bytes` to `codec` split at `cut` and collects a summary of the events.
 func events(_ codec: TargetCodec, _ bytes: [UInt8], cut: Int) throws -> [String] {
@@ -13,6 +14,7 @@ func events(_ codec: TargetCodec, _ bytes: [UInt8], cut: Int) throws -> [String]
         case .message(_, let payload): out.append("message \(String(decoding: payload, as: UTF8.self))")
         case .reply(let bytes): out.append("reply \(String(decoding: bytes, as: UTF8.self))")
         case .failure(let text, _): out.append("failure \(text)")
+        case .subscriptionEnded(let channel): out.append("ended \(channel)")
         }
     }
     try bytes.withUnsafeBytes { raw in
@@ -69,6 +71,19 @@ func events(_ codec: TargetCodec, _ bytes: [UInt8], cut: Int) throws -> [String]
             let stream = Array(text.utf8)
             let got = try events(codec, stream, cut: min(cut, stream.count))
             #expect(got == ["ready", "acked", "message hi", "failure JetStream: \(refused)"], "cut \(cut)")
+        }
+    }
+
+    /// A subscription the server ends (ERROR then UNSUBSCRIBED, both with correlation 0)
+    /// surfaces as a failure and then `subscriptionEnded`, for the simulator to resubscribe.
+    @Test func chaparReportsSubscriptionsTheServerEnded() throws {
+        var stream: [UInt8] = []
+        stream += FrameEncoder.encode(Envelope(.subscribed(Subscribed(channel: "a", nextOffset: 4, head: 3)), correlation: 9))
+        stream += FrameEncoder.encode(Envelope(.error(ErrorReply(code: .replicaMoved, message: "moved")), correlation: 0))
+        stream += FrameEncoder.encode(Envelope(.unsubscribed(channel: "a"), correlation: 0))
+        for cut in 0...stream.count {
+            let got = try events(ChaparCodec(), stream, cut: cut)
+            #expect(got == ["subscribed a", "failure replicaMoved: moved", "ended a"], "cut \(cut)")
         }
     }
 
