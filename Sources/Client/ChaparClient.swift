@@ -92,7 +92,10 @@ public final class ChaparClient: Sendable {
     }
 
     /// Subscribes from `from`; the stream yields every message from there on, in order,
-    /// without gaps (except where retention already removed history) or duplicates.
+    /// without gaps (except where retention already removed history) or duplicates. When a
+    /// clustered node ends the subscription because the channel's replica moved away
+    /// (`replica_moved`), the client subscribes again from the next offset on the same
+    /// connection and the stream goes on; other server-side ends finish it with the error.
     public func subscribe(_ channel: String, from: StartPosition, bufferMessagesMax: Int = 8192)
         async throws(ClientError) -> SubscriptionStream
     {
@@ -119,6 +122,7 @@ public final class ChaparClient: Sendable {
                             }
                         }
                         box.streams[channel] = stream
+                        box.nextOffsets[channel] = subscribed.nextOffset
                         continuation.resume(returning: .success(stream))
                     case .success(let other):
                         continuation.resume(returning: .failure(.closed(reason: "expected SUBSCRIBED, got \(other.type)")))
@@ -136,7 +140,10 @@ public final class ChaparClient: Sendable {
     public func unsubscribe(_ channel: String) async throws(ClientError) {
         _ = try await call(.unsubscribe(channel: channel))
         let box = self.box
-        loop.execute { box.streams.removeValue(forKey: channel)?.finish(nil) }
+        loop.execute {
+            box.nextOffsets[channel] = nil
+            box.streams.removeValue(forKey: channel)?.finish(nil)
+        }
     }
 
     /// Reads stored messages without subscribing.
@@ -171,16 +178,39 @@ public final class ChaparClient: Sendable {
 final class ConnectionBox: ClientConnectionHandler, @unchecked Sendable {  // guarded by: the client's loop thread
     var connection: ClientConnection?
     var streams: [String: SubscriptionStream] = [:]
+    /// The offset each subscription expects next (where a resumed one starts).
+    var nextOffsets: [String: UInt64] = [:]
+    /// The last unasked ERROR: the server sends it just before the UNSUBSCRIBED that ends a
+    /// subscription.
+    private var lastNotice: ErrorReply?
 
     func clientConnection(_ connection: ClientConnection, message: Message) {
-        streams[message.channel]?.push(message)
+        guard let stream = streams[message.channel] else { return }
+        nextOffsets[message.channel] = message.offset + 1
+        stream.push(message)
     }
 
     func clientConnection(_ connection: ClientConnection, notice: ErrorReply) {
-        // A subscription ended server-side; the notice names the channel in its text.
-        for (channel, stream) in streams where notice.message.contains("'\(channel)'") {
-            stream.finish(.server(notice))
+        lastNotice = notice
+    }
+
+    func clientConnection(_ connection: ClientConnection, ended channel: String) {
+        let notice = lastNotice ?? ErrorReply(code: .storageFailure, message: "subscription to '\(channel)' ended by the server")
+        lastNotice = nil
+        guard let stream = streams[channel] else { return }
+        guard notice.code == ErrorCode.replicaMoved.rawValue, let next = nextOffsets[channel] else {
             streams[channel] = nil
+            nextOffsets[channel] = nil
+            return stream.finish(.server(notice))
+        }
+        // The node now relays the channel from a replica elsewhere: resume where we were.
+        connection.request(.subscribe(Subscribe(channel: channel, from: .offset(next)))) { [weak self] reply in
+            guard case .success(.subscribed) = reply else {
+                self?.streams[channel] = nil
+                self?.nextOffsets[channel] = nil
+                if case .failure(let error) = reply { stream.finish(error) } else { stream.finish(.server(notice)) }
+                return
+            }
         }
     }
 

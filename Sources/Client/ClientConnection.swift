@@ -11,6 +11,13 @@ public protocol ClientConnectionHandler: AnyObject {
     func clientConnection(_ connection: ClientConnection, notice: ErrorReply)
     /// The connection is gone; every pending request has already been failed.
     func clientConnection(_ connection: ClientConnection, closedWith error: ClientError)
+    /// The server ended a subscription (UNSUBSCRIBED with correlation 0, right after the
+    /// ERROR notice saying why).
+    func clientConnection(_ connection: ClientConnection, ended channel: String)
+}
+
+extension ClientConnectionHandler {
+    public func clientConnection(_ connection: ClientConnection, ended channel: String) {}
 }
 
 /// The loop-side half of a client: frames out, replies matched to requests by
@@ -80,6 +87,8 @@ public final class ClientConnection: ConnectionDelegate {  // guarded by: loop t
                 // Unsolicited: a fatal error for the whole connection, or a subscription that ended.
                 if ErrorCode(rawValue: reply.code)?.isFatal ?? true { finish(.server(reply)) }
                 else { handler?.clientConnection(self, notice: reply) }
+            } else if case .unsubscribed(let channel) = envelope.frame {
+                handler?.clientConnection(self, ended: channel)
             }
             return
         }

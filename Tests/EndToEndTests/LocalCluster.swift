@@ -1,3 +1,4 @@
+import Client
 import Foundation
 import Testing
 
@@ -20,4 +21,24 @@ func withLocalCluster(
     #expect(out.contains("\(shards) shards × \(replicas) replicas, every shard led"))
     guard up == 0 else { return }
     try await body(dir)
+}
+
+/// Reads `count` messages as "offset:payload"; a watchdog closes the connection after
+/// 30 s, ending the stream. `error` is what ended the stream early, if anything did.
+func readMessages(_ stream: SubscriptionStream, count: Int, of client: ChaparClient) async throws -> (seen: [String], error: Error?) {
+    let watchdog = Task {
+        try await Task.sleep(nanoseconds: 30_000_000_000)
+        client.close()
+    }
+    defer { watchdog.cancel() }
+    var seen: [String] = []
+    do {
+        for try await message in stream {
+            seen.append("\(message.offset):\(String(decoding: message.payload, as: UTF8.self))")
+            if seen.count == count { break }
+        }
+    } catch {
+        return (seen, error)
+    }
+    return (seen, nil)
 }

@@ -273,21 +273,8 @@ extension NodeProcess {
             }
         }
 
-        /// Reads `count` messages; a watchdog closes the connection after 30 s, ending the stream.
         func read(_ stream: SubscriptionStream, count: Int, of client: ChaparClient) async throws -> [String] {
-            let watchdog = Task {
-                try await Task.sleep(nanoseconds: 30_000_000_000)
-                client.close()
-            }
-            defer { watchdog.cancel() }
-            var seen: [String] = []
-            do {
-                for try await message in stream {
-                    seen.append("\(message.offset):\(String(decoding: message.payload, as: UTF8.self))")
-                    if seen.count == count { break }
-                }
-            } catch {}
-            return seen
+            (try await readMessages(stream, count: count, of: client)).seen
         }
         let expectedAll = (1...100).map { "\($0):m\($0)" }
         let seenA = try await read(historyA, count: 100, of: readers[0])

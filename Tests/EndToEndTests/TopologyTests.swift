@@ -1,5 +1,7 @@
+import Client
 import Foundation
 import Testing
+import Transport
 
 @Suite(.serialized) struct TopologyTests {
     /// An admin grows a 3-node cluster by one node and rebalances: the controller registers
@@ -50,6 +52,16 @@ import Testing
             let hosted = try shardRows(admin4)
             #expect(hosted.count == onNew, "node-4 runs a replica of each shard the map gives it")
 
+            // A client library subscriber on node-4, to a channel node-4 now holds a replica of:
+            // when that replica moves away, the client resumes by itself.
+            let hostedChannel = try #require(channels.first { channel in
+                let (status, body) = (try? httpGet(admin4, "/v1/channels/\(channel)")) ?? (0, "")
+                return status == 200 && !body.contains("\"role\":\"none\"")
+            })
+            let reader = try await ChaparClient.connect(to: SocketAddress(parsing: try nodeField(dir, "node-4", "client")), clientName: "e2e")
+            defer { reader.close() }
+            let stream = try await reader.subscribe(hostedChannel, from: .earliest)
+
             // Drain: the node's replicas move away, are deleted there, and it relays instead.
             let (drained, _, drainErrors) = try chaparctl(["cluster", "drain", "--dir", dir, "--node", "node-4"])
             #expect(drained == 0, "\(drainErrors)")
@@ -62,6 +74,11 @@ import Testing
                     ["sub", "--dir", dir, "--node", "node-4", channel, "--from", "earliest", "--count", "4"], seconds: 30)
                 #expect(status == 0 && text == "1 a\n2 b\n3 c\n4 d\n", "relayed \(channel): \(text)\(stderr)")
             }
+            let (published, _, publishErrors) = try chaparctl(["pub", "--dir", dir, "--node", "node-1", hostedChannel, "e"])
+            #expect(published == 0, "\(publishErrors)")
+            let (seen, ended) = try await readMessages(stream, count: 5, of: reader)
+            #expect(ended == nil, "the subscription ended: \(ended.map { "\($0)" } ?? "")")
+            #expect(seen == ["1:a", "2:b", "3:c", "4:d", "5:e"])
 
             // Remove for good: the id is retired and cannot register again.
             let (removed, _, removeErrors) = try chaparctl(["cluster", "remove", "--dir", dir, "--node", "node-4"])
@@ -203,11 +220,14 @@ import Testing
         return (nodes.first { $0["id"] as? String == node }?["replicas"] as? NSNumber)?.intValue ?? -1
     }
 
-    func nodeAdmin(_ dir: String, _ node: String) throws -> String {
+    func nodeAdmin(_ dir: String, _ node: String) throws -> String { try nodeField(dir, node, "admin") }
+
+    /// A field of a node's entry in DIR/cluster.json (admin, client, …).
+    func nodeField(_ dir: String, _ node: String, _ field: String) throws -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))
         let file = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
         let nodes = file["nodes"] as? [[String: Any]] ?? []
-        return try #require(nodes.first { $0["id"] as? String == node }?["admin"] as? String)
+        return try #require(nodes.first { $0["id"] as? String == node }?[field] as? String)
     }
 
     func shardRows(_ admin: String) throws -> [[String: Any]] {
