@@ -106,6 +106,23 @@ public final class RaftSimulator {
 
     public func logLength(of id: UInt64) -> UInt64 { nodes[id]?.raft?.lastIndex ?? 0 }
 
+    /// True when the leader's committed configuration no longer lists `id` (the node's
+    /// shell may then delete its replica).
+    public func removalConfirmed(_ id: UInt64) -> Bool {
+        leader().map { nodes[$0]!.raft!.confirmsRemoval(of: id) } ?? false
+    }
+
+    /// Deletes everything the node stored and starts it again empty, knowing only the
+    /// first configuration — as the node does when it drops a removed replica and is
+    /// later given the shard again.
+    public func wipe(_ id: UInt64) {
+        let disk = nodes[id]!.disk
+        disk.hardState = nil
+        disk.log = []
+        disk.applied = 0
+        nodes[id]!.raft = Raft(id: id, voters: initialVoters, seed: seed &* 104_729 &+ id, storage: Self.reader(disk))
+    }
+
     public func leader() -> UInt64? {
         ids.filter { nodes[$0]?.raft?.role == .leader }.max { (nodes[$0]!.raft!.term) < (nodes[$1]!.raft!.term) }
     }
