@@ -34,16 +34,7 @@ import Testing
         simulator.duplication = 0.05
         simulator.run(ticks: 100)
         let target: Set<UInt64> = [3, 4, 5]
-        var steps = 0
-        for round in 0..<200 {
-            if simulator.reconcile(towards: target) != nil { steps += 1 }
-            simulator.propose(Array("r\(round)".utf8))
-            simulator.run(ticks: 5)
-            if let leader = simulator.leader(), let config = simulator.configuration(of: leader),
-               config.voters == target, config.learners.isEmpty, simulator.reconcile(towards: target) == nil {
-                break
-            }
-        }
+        let (_, steps) = converge(simulator, to: target, label: "r")
         simulator.run(ticks: 100)
         let leader = simulator.leader()
         #expect(leader.map { target.contains($0) } == true, "a target member leads [seed \(seed)]")
@@ -63,21 +54,8 @@ import Testing
         simulator.loss = 0.05
         simulator.duplication = 0.05
         simulator.run(ticks: 100)
-        func converge(to target: Set<UInt64>, label: String, whileWaiting: () -> Void = {}) -> Bool {
-            for round in 0..<300 {
-                simulator.reconcile(towards: target)
-                simulator.propose(Array("\(label)\(round)".utf8))
-                simulator.run(ticks: 5)
-                whileWaiting()
-                if let leader = simulator.leader(), let config = simulator.configuration(of: leader),
-                   config.voters == target, config.learners.isEmpty, simulator.reconcile(towards: target) == nil {
-                    return true
-                }
-            }
-            return false
-        }
         var wiped = false
-        let moved = converge(to: [2, 3, 4], label: "out") {
+        let (moved, _) = converge(simulator, to: [2, 3, 4], label: "out") {
             if !wiped && simulator.removalConfirmed(1) {
                 simulator.wipe(1)
                 wiped = true
@@ -89,7 +67,7 @@ import Testing
             if simulator.removalConfirmed(1) { simulator.wipe(1); wiped = true }
         }
         #expect(wiped, "the removal of node 1 is confirmed [seed \(seed)]")
-        #expect(converge(to: [1, 2, 3], label: "back"), "node 1 comes back [seed \(seed)]")
+        #expect(converge(simulator, to: [1, 2, 3], label: "back").converged, "node 1 comes back [seed \(seed)]")
         simulator.run(ticks: 100)
         let leader = simulator.leader()
         #expect(leader.flatMap { simulator.configuration(of: $0) } == RaftConfiguration(voters: [1, 2, 3]), "[seed \(seed)]")
@@ -119,5 +97,24 @@ import Testing
             return simulator.violations.contains { $0.contains("lacks committed") }
         }
         #expect(violated)
+    }
+
+    /// Has the leader step towards `target` with a proposal between steps, until its
+    /// configuration is the target (or 300 rounds pass); counts the steps taken.
+    func converge(
+        _ simulator: RaftSimulator, to target: Set<UInt64>, label: String, whileWaiting: () -> Void = {}
+    ) -> (converged: Bool, steps: Int) {
+        var steps = 0
+        for round in 0..<300 {
+            if simulator.reconcile(towards: target) != nil { steps += 1 }
+            simulator.propose(Array("\(label)\(round)".utf8))
+            simulator.run(ticks: 5)
+            whileWaiting()
+            if let leader = simulator.leader(), let config = simulator.configuration(of: leader),
+               config.voters == target, config.learners.isEmpty, simulator.reconcile(towards: target) == nil {
+                return (true, steps)
+            }
+        }
+        return (false, steps)
     }
 }
