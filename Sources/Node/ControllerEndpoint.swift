@@ -67,8 +67,15 @@ final class ControllerEndpoint: @unchecked Sendable {  // guarded by: loop 0's t
             "epoch": .number(Double(cluster.map.epoch)), "shards": .number(Double(cluster.settings.shards)),
             "replicas": .number(Double(cluster.settings.replicas)), "epsilon": .number(cluster.settings.epsilon),
             "nodes": .array(nodes), "retired": .array(cluster.retired.sorted().map { .string($0) }),
-            "controller_voters": .array(context.controllerVoters.map { .string($0) }),
+            "controller_voters": .array(cluster.controllers.map { .string($0) }),
             "controller_leader": .string(controller?.leader ?? ""), "node": .string(context.localName),
+            // This node's replica of the controller group, if it holds one.
+            "controller_group": controller.map { row in
+                .object([
+                    "role": .string(row.role), "voters": .array(row.voters.map { .string($0) }),
+                    "learners": .array(row.learners.map { .string($0) }),
+                ])
+            } ?? .null,
         ])
     }
 }

@@ -47,14 +47,15 @@ public final class RelayNode: Sendable {
         let recovered: [String: ChannelBounds]
         let links = PeerLinksBox()
         let replicatedStore = config.sharding.enabled ? try ReplicatedStore(directory: directory, durability: config.durability) : nil
-        let shardContext = try replicatedStore.map { store in
-            ShardContext(config: config, stored: try Self.storedClusterState(store, config: config), logger: logger)
+        let storedStates = try replicatedStore.map { try Self.storedClusterStates($0, config: config) }
+        let shardContext = replicatedStore.map { _ in
+            ShardContext(config: config, stored: storedStates?.newest, logger: logger)
         }
         let cluster = ClusterBox()
         var shardHost: ShardHost?
         if let shardContext, let replicatedStore {
             let host = try ShardHost(
-                context: shardContext, store: replicatedStore,
+                context: shardContext, store: replicatedStore, controllerState: storedStates?.controller,
                 onCommit: onCommit,
                 send: { frames in _ = links.loop?.execute { links.links?.send(frames) } },
                 onMapChange: { epoch in _ = links.loop?.execute { cluster.gossip?.setMapEpoch(epoch) } },
@@ -258,16 +259,25 @@ public final class RelayNode: Sendable {
         }
     }
 
-    /// The cluster state stored in the data directory; it must match the configured shard
+    /// The cluster states stored in the data directory: the one this node's controller
+    /// replica applied, and the newest it knows. They must match the configured shard
     /// count (a channel's shard is fixed for the life of the cluster).
-    static func storedClusterState(_ store: ReplicatedStore, config: NodeConfig) throws -> ClusterState? {
-        guard let bytes = try store.loadClusterState() else { return nil }
-        let state = try ClusterState(decoding: bytes)
-        guard state.settings.shards == config.sharding.shards else {
-            throw NodeConfig.Problem.invalid(
-                field: "shards", reason: "the data directory belongs to a cluster of \(state.settings.shards) shards, not \(config.sharding.shards)")
+    static func storedClusterStates(
+        _ store: ReplicatedStore, config: NodeConfig
+    ) throws -> (controller: ClusterState?, newest: ClusterState?) {
+        let stored = try store.loadClusterStates()
+        let states = try [stored.controller, stored.learned].map { bytes -> ClusterState? in
+            guard let bytes else { return nil }
+            let state = try ClusterState(decoding: bytes)
+            guard state.settings.shards == config.sharding.shards else {
+                throw NodeConfig.Problem.invalid(
+                    field: "shards",
+                    reason: "the data directory belongs to a cluster of \(state.settings.shards) shards, not \(config.sharding.shards)")
+            }
+            return state
         }
-        return state
+        let newest = states.compactMap { $0 }.max { $0.map.epoch < $1.map.epoch }
+        return (states[0], newest)
     }
 
     static func readIndexFunction(

@@ -11,8 +11,8 @@ final class ShardContext: Sendable {
     let localId: UInt64
     /// Fixed at bootstrap: a channel's shard never changes.
     let shardCount: Int
-    /// The controller's Raft group (group 0) runs on these founding members.
-    let controllerVoters: [String]
+    /// The controller's Raft group (group 0) starts on these founding members.
+    let bootstrapControllers: [String]
     let tickMs: Int64
     let retention: RetentionRules
     let logger: Logger
@@ -25,6 +25,9 @@ final class ShardContext: Sendable {
     /// The first map, placed over the founding members: every shard's log starts with
     /// these voters.
     let bootstrapMap: ShardMap
+    /// The cluster state before the controller's first command: every replica of the
+    /// controller applies its log to it.
+    let bootstrapState: ClusterState
 
     private struct View {
         var cluster: ClusterState
@@ -37,7 +40,7 @@ final class ShardContext: Sendable {
     }
     private let view: Mutex<View>
 
-    /// `stored`: the cluster state found in the data directory, if any; else the
+    /// `stored`: the newest cluster state found in the data directory, if any; else the
     /// bootstrap state placed over the founding members.
     init(config: NodeConfig, stored: ClusterState?, logger: Logger) {
         let sharding = config.sharding
@@ -46,10 +49,11 @@ final class ShardContext: Sendable {
         let founders = sharding.members
         let settings = PlacementSettings(shards: sharding.shards, replicas: sharding.replicas)
         bootstrapMap = Placement.place(founders.map { PlacementNode(id: $0.id, zone: $0.zone) }, settings, epoch: 1)
-        let cluster = stored ?? ClusterState(
-            settings: PlacementSettings(shards: sharding.shards, replicas: sharding.replicas), founders: founders)
+        let bootstrapState = ClusterState(settings: settings, founders: founders)
+        self.bootstrapState = bootstrapState
+        let cluster = stored ?? bootstrapState
         shardCount = cluster.settings.shards
-        controllerVoters = Array(founders.map(\.id).prefix(Self.controllerSize))
+        bootstrapControllers = Array(founders.map(\.id).prefix(ClusterState.controllersMax))
         var view = View(cluster: cluster)
         for name in founders.map(\.id) + cluster.nodes.keys + cluster.map.replicas.flatMap({ $0 }) {
             view.names[Self.raftId(name)] = name
@@ -61,11 +65,15 @@ final class ShardContext: Sendable {
         self.logger = logger
     }
 
-    static let controllerSize = 3
-
     /// The voters a shard's log starts with.
     func initialVoters(of shard: Int) -> [String] {
-        shard == Self.controllerShard ? controllerVoters : bootstrapMap.replicas[shard]
+        shard == Self.controllerShard ? bootstrapControllers : bootstrapMap.replicas[shard]
+    }
+
+    /// Where a group's replicas belong in the newest state: the map's replicas of a shard,
+    /// or the controller's seats.
+    func target(of shard: Int) -> [String] {
+        view.withLock { shard == Self.controllerShard ? $0.cluster.controllers : $0.cluster.map.replicas[shard] }
     }
 
     static func raftId(_ node: String) -> UInt64 { max(1, StableHash.hash64("node/" + node)) }
@@ -75,7 +83,6 @@ final class ShardContext: Sendable {
     var cluster: ClusterState { view.withLock { $0.cluster } }
     var mapEpoch: UInt64 { view.withLock { $0.cluster.map.epoch } }
     func replicas(of shard: Int) -> [String] { view.withLock { $0.cluster.map.replicas[shard] } }
-    var isControllerMember: Bool { controllerVoters.contains(localName) }
 
     /// Takes a newer cluster state (or the controller's next one). False if not newer.
     @discardableResult

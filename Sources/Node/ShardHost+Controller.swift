@@ -45,7 +45,7 @@ extension ShardHost {
     /// The state after `entries` (committed controller commands, in order), or nil if none.
     func applyController(_ entries: [RaftEntry]) -> (state: ClusterState, results: [(RaftEntry, ControllerOutcome)])? {
         guard !entries.isEmpty else { return nil }
-        var state = context.cluster
+        var state = controllerState
         var results: [(RaftEntry, ControllerOutcome)] = []
         for entry in entries {
             let outcome: ControllerOutcome
@@ -62,7 +62,9 @@ extension ShardHost {
     /// get their outcomes.
     func adoptControllerState(_ applied: (state: ClusterState, results: [(RaftEntry, ControllerOutcome)])) {
         let before = context.mapEpoch
-        context.adopt(applied.state, force: true)
+        controllerState = applied.state
+        // Registry changes keep the epoch; a peer may have shown this node a newer one.
+        if applied.state.map.epoch >= before { context.adopt(applied.state, force: true) }
         for (entry, outcome) in applied.results {
             context.logger.info("controller applied", ["index": "\(entry.index)", "outcome": "\(outcome)"])
             guard let pending = controlsPending.removeValue(forKey: entry.index) else { continue }
@@ -72,10 +74,9 @@ extension ShardHost {
         if applied.state.map.epoch != before { mapChanged() }
     }
 
-    /// A cluster state a peer sent: taken when its map is newer. Controller members take
-    /// theirs only from the controller's log.
+    /// A cluster state a peer sent: taken when its epoch is newer (a controller replica
+    /// still applies its own log to its own state).
     func adoptFetched(_ bytes: [UInt8], from node: String) {
-        guard !context.isControllerMember else { return }
         let state: ClusterState
         do throws(DecodeFailure) { state = try ClusterState(decoding: bytes) } catch {
             return context.logger.warn("bad cluster state from peer", ["node": node, "error": "\(error)"])
@@ -86,7 +87,7 @@ extension ShardHost {
             ])
         }
         guard state.map.epoch > context.mapEpoch else { return }
-        do throws(StorageError) { try store.saveClusterState(bytes) } catch {
+        do throws(StorageError) { try store.saveLearnedClusterState(bytes) } catch {
             return context.logger.error("cannot store the cluster state", ["error": error.description])
         }
         context.adopt(state)
@@ -116,11 +117,14 @@ extension ShardHost {
         controlsPending = [:]
     }
 
-    /// The controller leader registers live clustered members the registry lacks.
+    /// The controller leader registers live clustered members the registry lacks, and
+    /// moves the controller's own seats when the registry calls for it.
     func registerNewMembers(now: Int64) {
         guard let group = controllerGroup, group.raft.role == .leader, now - lastRegisterMs >= 1000 else { return }
         lastRegisterMs = now
-        let cluster = context.cluster
+        let cluster = controllerState
+        let seats = cluster.plannedControllers()
+        if seats != cluster.controllers { propose(.setControllers(seats)) { _ in } }
         for member in context.members.values.sorted(by: { $0.id < $1.id })
         where cluster.nodes[member.id] == nil && !cluster.retired.contains(member.id) {
             let command = ControllerCommand.register(id: member.id, zone: member.zone, weight: max(1, member.weight))

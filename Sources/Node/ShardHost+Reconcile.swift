@@ -17,15 +17,17 @@ extension ShardHost {
         expireControls()
         registerNewMembers(now: now)
         requestNewerMap(now: now)
-        let map = context.cluster.map
-        for shard in 0..<context.shardCount where groups[shard] == nil && map.replicas[shard].contains(context.localName) {
+        let epoch = context.mapEpoch
+        for shard in Array(0..<context.shardCount) + [ShardContext.controllerShard]
+        where groups[shard] == nil && context.target(of: shard).contains(context.localName) {
+            if shard == ShardContext.controllerShard { controllerState = context.bootstrapState }
             groups[shard] = ShardGroup(shard: shard, context: context, loaded: nil, reader: reader)
-            context.logger.info("joining shard", ["shard": "\(shard)", "epoch": "\(map.epoch)"])
+            context.logger.info("joining shard", ["shard": "\(shard)", "epoch": "\(epoch)"])
             publishHosted()
         }
-        for shard in Array(groups.keys) where shard != ShardContext.controllerShard {
+        for shard in Array(groups.keys) {
             let group = groups[shard]!
-            let target = map.replicas[shard]
+            let target = context.target(of: shard)
             if group.raft.role == .leader, !target.isEmpty {
                 step(group, shard: shard, towards: Set(target.map(ShardContext.raftId)))
             } else if !target.contains(context.localName) {
@@ -72,7 +74,7 @@ extension ShardHost {
 
     /// Only the shard's leader answers (the others stay silent: the asker asks again).
     func answerReplicaCheck(node: String, request: UInt64, shard: Int) {
-        guard shard != ShardContext.controllerShard, let group = groups[shard], group.raft.role == .leader else { return }
+        guard let group = groups[shard], group.raft.role == .leader else { return }
         let removed = group.raft.confirmsRemoval(of: ShardContext.raftId(node))
         queue(.replicaCheckResult(request: request, shard: UInt32(shard), removed: removed), to: node)
     }
@@ -81,15 +83,14 @@ extension ShardHost {
     /// lists at once, rather than leaving them to ask (they ignore it unless they hold a
     /// replica the map dropped).
     func announceRemovals(shard: Int) {
-        guard shard != ShardContext.controllerShard, let group = groups[shard], group.raft.role == .leader else { return }
+        guard let group = groups[shard], group.raft.role == .leader else { return }
         for node in context.members.keys where context.isConnected(node) && group.raft.confirmsRemoval(of: ShardContext.raftId(node)) {
             queue(.replicaCheckResult(request: 0, shard: UInt32(shard), removed: true), to: node)
         }
     }
 
     func dropIfRemoved(_ shard: Int, confirmedBy node: String) {
-        guard shard != ShardContext.controllerShard, let group = groups[shard], group.raft.role != .leader,
-              !context.replicas(of: shard).contains(context.localName)
+        guard let group = groups[shard], group.raft.role != .leader, !context.target(of: shard).contains(context.localName)
         else { return }
         dropReplica(shard, reason: "leader \(node)")
     }
@@ -99,7 +100,15 @@ extension ShardHost {
         groups[shard] = nil
         replicaCheckedAt[shard] = nil
         let context = self.context
-        do throws(StorageError) { try store.dropShard(shard) { context.shard(of: $0) == shard } } catch {
+        let controller = shard == ShardContext.controllerShard
+        if controller {
+            // A later seat replays the controller's log from the start.
+            controllerState = context.bootstrapState
+            failControls("this node left the controller")
+        }
+        do throws(StorageError) {
+            try store.dropShard(shard, controller: controller) { !controller && context.shard(of: $0) == shard }
+        } catch {
             context.logger.error("cannot delete a removed replica; stopping", ["shard": "\(shard)", "error": error.description])
             fatalError("deleting the replica of shard \(shard) failed: \(error)")
         }
@@ -110,7 +119,6 @@ extension ShardHost {
 
     /// Asks a member that announces a newer map epoch in gossip for its cluster state.
     private func requestNewerMap(now: Int64) {
-        guard !context.isControllerMember else { return }
         let epoch = context.mapEpoch
         let newer = context.members.values.filter { $0.mapEpoch > epoch && context.isConnected($0.id) }
         guard let source = newer.max(by: { ($0.mapEpoch, $1.id) < ($1.mapEpoch, $0.id) }) else { return }

@@ -61,6 +61,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     /// What the admin API shows; refreshed a few times a second.
     let status = Mutex<[ShardStatus]>([])
     private var lastStatusMs: Int64 = 0
+    /// The controller's state as this node's replica of the controller applied it (the
+    /// bootstrap state when it holds none); the node may know a newer one (`context`).
+    var controllerState: ClusterState
     /// Controller proposals of this leader awaiting application, by log index.
     var controlsPending: [UInt64: (term: UInt64, reply: @Sendable (ControlReply) -> Void)] = [:]
     /// Called (replication thread) when this node adopts a newer shard map.
@@ -74,7 +77,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     var lastRegisterMs: Int64 = 0
 
     init(
-        context: ShardContext, store: ReplicatedStore,
+        context: ShardContext, store: ReplicatedStore, controllerState: ClusterState? = nil,
         onCommit: @escaping (CommitReport<PublishTicket>) -> Void,
         send: @escaping @Sendable ([String: [PeerFrame]]) -> Void,
         onMapChange: @escaping @Sendable (UInt64) -> Void = { _ in },
@@ -88,6 +91,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         self.onShardDropped = onShardDropped
         router = PublishRouter(context: context)
         let loaded = try store.load()
+        // The stored controller state goes with the stored controller replica (same
+        // transaction); without a replica, a new one replays the log from the start.
+        self.controllerState = loaded[ShardContext.controllerShard] != nil ? controllerState ?? context.bootstrapState : context.bootstrapState
         let reader = StoredEntryReader(store: store, logger: context.logger)
         self.reader = reader
         // A replica stays until its removal is confirmed, whatever the map says; the map's
@@ -95,7 +101,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         let map = context.cluster.map
         var shards = Set(loaded.keys)
         for shard in 0..<context.shardCount where map.replicas[shard].contains(context.localName) { shards.insert(shard) }
-        if context.isControllerMember { shards.insert(ShardContext.controllerShard) }
+        if context.cluster.controllers.contains(context.localName) { shards.insert(ShardContext.controllerShard) }
         for shard in shards {
             groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded[shard], reader: reader)
         }
@@ -451,7 +457,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             let voters = raft.configuration.voters.compactMap { context.name(of: $0) }.sorted()
             let learners = raft.configuration.learners.compactMap { context.name(of: $0) }.sorted()
             return ShardStatus(
-                shard: shard, replicas: shard < map.replicas.count ? map.replicas[shard] : context.controllerVoters,
+                shard: shard, replicas: shard < map.replicas.count ? map.replicas[shard] : context.cluster.controllers,
                 role: "\(raft.role)", term: raft.term,
                 leader: raft.leader.flatMap { context.name(of: $0) } ?? "", commit: raft.commit, lastIndex: raft.lastIndex,
                 repairingUntil: raft.repairingUntil, voters: voters, learners: learners)

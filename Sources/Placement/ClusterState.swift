@@ -23,19 +23,45 @@ public struct ClusterState: Equatable, Sendable {
     /// Ids removed for good: gossip may still show such a node running, and it must not
     /// register again under the same id.
     public internal(set) var retired: Set<String> = []
+    /// The controller's own voters (Raft group 0): the first founders at bootstrap; the
+    /// controller's leader replaces removed or draining ones (`plannedControllers`).
+    public internal(set) var controllers: [String]
+    public static let controllersMax = 3
 
     /// The bootstrap state: the founding members and the first map placed over them.
     public init(settings: PlacementSettings, founders: [(id: String, zone: String)]) {
         self.settings = settings
         nodes = Dictionary(uniqueKeysWithValues: founders.map { ($0.id, NodeRecord(zone: $0.zone)) })
         map = Placement.place(founders.map { PlacementNode(id: $0.id, zone: $0.zone) }, settings, epoch: 1)
+        controllers = Array(founders.map(\.id).prefix(Self.controllersMax))
     }
 
-    init(settings: PlacementSettings, nodes: [String: NodeRecord], map: ShardMap, retired: Set<String>) {
+    init(settings: PlacementSettings, nodes: [String: NodeRecord], map: ShardMap, retired: Set<String>, controllers: [String]) {
         self.settings = settings
         self.nodes = nodes
         self.map = map
         self.retired = retired
+        self.controllers = controllers
+    }
+
+    /// The controller voters the registry calls for: current ones stay while registered
+    /// and not draining; a seat that frees up goes to a registered, non-draining node,
+    /// zones not yet represented first, then by id. A draining controller keeps its seat
+    /// when nobody can take it; a removed one never does.
+    public func plannedControllers() -> [String] {
+        let eligible = nodes.filter { !$0.value.draining }.keys.sorted()
+        var planned = controllers.filter { eligible.contains($0) }
+        for candidate in eligible.sorted(by: { a, b in
+            let zones = Set(planned.compactMap { nodes[$0]?.zone })
+            let (newA, newB) = (!zones.contains(nodes[a]!.zone), !zones.contains(nodes[b]!.zone))
+            return newA != newB ? newA : a < b
+        }) where planned.count < Self.controllersMax && !planned.contains(candidate) {
+            planned.append(candidate)
+        }
+        for kept in controllers where planned.count < Self.controllersMax && nodes[kept] != nil && !planned.contains(kept) {
+            planned.append(kept)
+        }
+        return planned
     }
 
     public var candidates: [PlacementNode] {
@@ -71,6 +97,15 @@ public struct ClusterState: Equatable, Sendable {
             next.epoch = map.epoch + 1
             map = next
             return .newMap(epoch: next.epoch)
+        case .setControllers(let ids):
+            guard !ids.isEmpty, ids.count <= Self.controllersMax, Set(ids).count == ids.count,
+                  ids.allSatisfy({ nodes[$0] != nil })
+            else { return .refused("controllers must be 1…\(Self.controllersMax) distinct registered nodes") }
+            guard ids != controllers else { return .unchanged }
+            controllers = ids
+            // A new epoch carries the change to every node (which fetch newer states).
+            map.epoch += 1
+            return .newMap(epoch: map.epoch)
         case .setEpsilon(let epsilon):
             guard epsilon >= 0 && epsilon <= 1 else { return .refused("epsilon must be within 0…1") }
             settings.epsilon = epsilon

@@ -5,9 +5,9 @@ import ChaparCore
 ///
 /// `u8 version` · `u32 shards` · `u8 replicas` · `u64 epsilon (IEEE 754 bits)` ·
 /// `u32 nodes` × (`short id` · `short zone` · `u32 weight` · `u8 draining`) ·
-/// `u32 retired` × `short id` · `u64 epoch` · `shards` × (`u8 count` · count × `short node id`).
+/// `u32 retired` × `short id` · `u8 controllers` × `short id` · `u64 epoch` · `shards` × (`u8 count` · count × `short node id`).
 extension ClusterState {
-    static let codecVersion: UInt8 = 1
+    static let codecVersion: UInt8 = 2
 
     public var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 64 + map.replicas.count * 16)
@@ -24,6 +24,8 @@ extension ClusterState {
         }
         writer.write(UInt32(retired.count))
         for id in retired.sorted() { writer.writeShortBytes(Array(id.utf8)) }
+        writer.write(UInt8(clamping: controllers.count))
+        for id in controllers { writer.writeShortBytes(Array(id.utf8)) }
         writer.write(map.epoch)
         for set in map.replicas {
             writer.write(UInt8(set.count))
@@ -66,6 +68,10 @@ extension ClusterState {
         guard retiredCount <= reader.remaining else { throw .truncated(field: "retired") }
         var retired: Set<String> = []
         for _ in 0..<retiredCount { retired.insert(String(decoding: try reader.readShortBytes("retired id"), as: UTF8.self)) }
+        var controllers: [String] = []
+        for _ in 0..<Int(try reader.readUInt8("controllers")) {
+            controllers.append(String(decoding: try reader.readShortBytes("controller"), as: UTF8.self))
+        }
         let epoch = try reader.readUInt64("epoch")
         var sets: [[String]] = []
         sets.reserveCapacity(shards)
@@ -79,6 +85,6 @@ extension ClusterState {
         try reader.expectEnd()
         return ClusterState(
             settings: PlacementSettings(shards: shards, replicas: replicas, epsilon: epsilon), nodes: nodes,
-            map: ShardMap(epoch: epoch, replicas: sets), retired: retired)
+            map: ShardMap(epoch: epoch, replicas: sets), retired: retired, controllers: controllers)
     }
 }

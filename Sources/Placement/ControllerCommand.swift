@@ -11,8 +11,11 @@ public enum ControllerCommand: Equatable, Sendable {
     /// Plans a new map from the registry with the fewest moves (Placement.rebalance).
     case rebalance
     case setEpsilon(Double)
+    /// The controller's leader moves the controller's own seats (after a removal, or to
+    /// spread zones); the group follows with one Raft membership step at a time.
+    case setControllers([String])
 
-    enum Tag: UInt8 { case register = 1, setDraining, remove, rebalance, setEpsilon }
+    enum Tag: UInt8 { case register = 1, setDraining, remove, rebalance, setEpsilon, setControllers }
 
     public var encoded: [UInt8] {
         var writer = ByteWriter()
@@ -28,6 +31,9 @@ public enum ControllerCommand: Equatable, Sendable {
             writer.write(Tag.rebalance.rawValue)
         case .setEpsilon(let epsilon):
             writer.write(Tag.setEpsilon.rawValue); writer.write(epsilon.bitPattern)
+        case .setControllers(let ids):
+            writer.write(Tag.setControllers.rawValue); writer.write(UInt8(clamping: ids.count))
+            for id in ids { writer.writeShortBytes(Array(id.utf8)) }
         }
         return writer.finish()
     }
@@ -56,6 +62,11 @@ public enum ControllerCommand: Equatable, Sendable {
                 case .remove: command = .remove(id: try text("id"))
                 case .rebalance: command = .rebalance
                 case .setEpsilon: command = .setEpsilon(Double(bitPattern: try reader.readUInt64("epsilon")))
+                case .setControllers:
+                    let count = Int(try reader.readUInt8("count"))
+                    var ids: [String] = []
+                    for _ in 0..<count { ids.append(try text("id")) }
+                    command = .setControllers(ids)
                 }
                 try reader.expectEnd()
                 return .success(command)

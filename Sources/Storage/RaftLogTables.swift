@@ -20,6 +20,9 @@ final class RaftLogTables {
         CREATE TABLE IF NOT EXISTS cluster_state(
             id INTEGER PRIMARY KEY CHECK(id = 1),
             data BLOB NOT NULL);
+        CREATE TABLE IF NOT EXISTS cluster_map(
+            id INTEGER PRIMARY KEY CHECK(id = 1),
+            data BLOB NOT NULL);
         """
 
     private let db: Database
@@ -28,6 +31,7 @@ final class RaftLogTables {
     private let upsertHard: Statement
     private let updateApplied: Statement
     private let saveState: Statement
+    private let saveLearned: Statement
 
     init(db: Database) throws(StorageError) {
         self.db = db
@@ -43,6 +47,7 @@ final class RaftLogTables {
             ON CONFLICT(shard) DO UPDATE SET applied=?2
             """)
         saveState = try db.prepare("INSERT INTO cluster_state(id, data) VALUES(1, ?1) ON CONFLICT(id) DO UPDATE SET data=?1")
+        saveLearned = try db.prepare("INSERT INTO cluster_map(id, data) VALUES(1, ?1) ON CONFLICT(id) DO UPDATE SET data=?1")
     }
 
     /// Every replica's state and the part of its log after its applied index (the
@@ -187,16 +192,30 @@ final class RaftLogTables {
         try updateApplied.run()
     }
 
-    /// Inside an open transaction.
+    /// Inside an open transaction: the controller's state, as its log applied it.
     func saveClusterState(_ bytes: [UInt8]) throws(StorageError) {
         saveState.bind(1, bytes)
         try saveState.run()
     }
 
-    func loadClusterState() throws(StorageError) -> [UInt8]? {
-        let statement = try db.prepare("SELECT data FROM cluster_state WHERE id=1")
-        guard try statement.step() else { return nil }
-        return Array(statement.blob(0))
+    /// Inside an open transaction: this node no longer replicates the controller.
+    func forgetClusterState() throws(StorageError) {
+        try db.execute("DELETE FROM cluster_state")
+    }
+
+    /// Inside an open transaction: a newer state learned from a peer.
+    func saveLearnedClusterState(_ bytes: [UInt8]) throws(StorageError) {
+        saveLearned.bind(1, bytes)
+        try saveLearned.run()
+    }
+
+    func loadClusterStates() throws(StorageError) -> (controller: [UInt8]?, learned: [UInt8]?) {
+        func load(_ table: String) throws(StorageError) -> [UInt8]? {
+            let statement = try db.prepare("SELECT data FROM \(table) WHERE id=1")
+            guard try statement.step() else { return nil }
+            return Array(statement.blob(0))
+        }
+        return (try load("cluster_state"), try load("cluster_map"))
     }
 
     /// Inside an open transaction: forgets a replica entirely.

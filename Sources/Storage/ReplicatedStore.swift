@@ -62,20 +62,32 @@ public final class ReplicatedStore {
         }
     }
 
-    /// The stored controller state (the newest shard map this node knows), if any.
-    public func loadClusterState() throws(StorageError) -> [UInt8]? { try tables.loadClusterState() }
+    /// The stored cluster states: the controller's (as this node's replica of the
+    /// controller applied it) and the newest one learned from a peer.
+    public func loadClusterStates() throws(StorageError) -> (controller: [UInt8]?, learned: [UInt8]?) {
+        try tables.loadClusterStates()
+    }
 
-    /// Stores a shard map learned from a peer (nodes outside the controller group).
-    public func saveClusterState(_ bytes: [UInt8]) throws(StorageError) {
-        _ = try commit(persist: [], apply: [], appliedThrough: [:], clusterState: bytes, now: 0)
+    /// Stores a cluster state learned from a peer.
+    public func saveLearnedClusterState(_ bytes: [UInt8]) throws(StorageError) {
+        do throws(StorageError) {
+            try begin.run()
+            try tables.saveLearnedClusterState(bytes)
+            try end.run()
+        } catch {
+            try? rollback.run()
+            throw error
+        }
     }
 
     /// Deletes this node's replica of `shard`: its Raft state and log, and the channels
-    /// (`channels(name)` true) whose records it applied. One transaction.
-    public func dropShard(_ shard: Int, channels: (String) -> Bool) throws(StorageError) {
+    /// (`channels(name)` true) whose records it applied — or, for the controller's group
+    /// (`controller`), the controller state it applied. One transaction.
+    public func dropShard(_ shard: Int, controller: Bool = false, channels: (String) -> Bool) throws(StorageError) {
         do throws(StorageError) {
             try begin.run()
             try tables.drop(shard: shard)
+            if controller { try tables.forgetClusterState() }
             try writer.drop(channels: writer.channels.keys.filter(channels))
             try end.run()
         } catch {

@@ -89,9 +89,10 @@ import Transport
         }
     }
 
-    /// Healing: a node crashes for good; gossip declares it dead but nothing moves until
-    /// the admin removes it and rebalances. Then its replicas are re-created on the
-    /// survivors from the others' logs, and nothing acknowledged is lost.
+    /// Healing: a founder holding a controller seat crashes for good; gossip declares it
+    /// dead but nothing moves until the admin removes it and rebalances. Then its replicas
+    /// are re-created on the survivors from the others' logs, nothing acknowledged is lost,
+    /// and the controller gives its seat to the spare node — so it outlives one more loss.
     @Test func removeADeadNodeAndHeal() async throws {
         try await withLocalCluster("heal", nodes: 4, shards: 8) { dir in
             let channels = (0..<8).map { "heal-\($0)" }
@@ -101,29 +102,32 @@ import Transport
                     #expect(status == 0, "\(stderr)")
                 }
             }
-            let held = replicas(of: "node-4", try clusterStatus(dir))
-            #expect(held > 0)
-            let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-4"])
+            // node-3 holds replicas and one of the controller's three seats.
+            let before = try clusterStatus(dir)
+            let held = replicas(of: "node-3", before)
+            #expect(held > 0 && (before["controller_voters"] as? [String]) == ["node-1", "node-2", "node-3"])
+            let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-3"])
             #expect(killed == 0)
             let admin1 = try nodeAdmin(dir, "node-1")
-            try await waitUntilAsync("gossip declares node-4 dead", seconds: 30) {
+            try await waitUntilAsync("gossip declares node-3 dead", seconds: 30) {
                 let (_, body) = try httpGet(admin1, "/v1/members")
                 let members = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] ?? []
-                return members.contains { $0["id"] as? String == "node-4" && $0["state"] as? String == "dead" }
+                return members.contains { $0["id"] as? String == "node-3" && $0["state"] as? String == "dead" }
             }
-            #expect(replicas(of: "node-4", try clusterStatus(dir)) == held, "gossip alone moves nothing")
+            #expect(replicas(of: "node-3", try clusterStatus(dir)) == held, "gossip alone moves nothing")
             // Shards that lost a replica still take publishes (2 of 3 remain).
             for channel in channels {
                 let (status, _, stderr) = try chaparctl(["pub", "--dir", dir, "--node", "node-1", channel, "c"], seconds: 30)
                 #expect(status == 0, "\(stderr)")
             }
-            let (removed, _, removeErrors) = try chaparctl(["cluster", "remove", "--dir", dir, "--node", "node-4"])
+            let (removed, _, removeErrors) = try chaparctl(["cluster", "remove", "--dir", dir, "--node", "node-3"])
             #expect(removed == 0, "\(removeErrors)")
             let (healed, healOut, healErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--timeout", "180"], seconds: 200)
             #expect(healed == 0, "\(healOut)\(healErrors)")
+            let survivors = ["node-1", "node-2", "node-4"]
             let after = try clusterStatus(dir)
-            for node in ["node-1", "node-2", "node-3"] { #expect(replicas(of: node, after) == 8) }
-            for node in ["node-1", "node-2", "node-3"] {
+            for node in survivors { #expect(replicas(of: node, after) == 8) }
+            for node in survivors {
                 // Followers learn the last configuration with the leader's next append.
                 let admin = try nodeAdmin(dir, node)
                 try await waitUntilAsync("\(node) runs all 8 shards with 3 voters", seconds: 10) {
@@ -136,6 +140,18 @@ import Transport
                     #expect(status == 0 && text == "1 a\n2 b\n3 c\n", "\(node) \(channel): \(text)\(stderr)")
                 }
             }
+            // The controller moved its seat from node-3 to node-4 by itself …
+            try await waitUntilAsync("the controller runs on node-1, node-2 and node-4", seconds: 30) {
+                let state = try clusterStatus(dir)
+                let group = state["controller_group"] as? [String: Any]
+                return (state["controller_voters"] as? [String]) == survivors && group?["role"] as? String == "leader"
+                    && (group?["voters"] as? [String]) == survivors && (group?["learners"] as? [String])?.isEmpty == true
+            }
+            // … so it survives losing one more founder: commands still commit.
+            let (killedFounder, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-1"])
+            #expect(killedFounder == 0)
+            let (drained, _, drainErrors) = try chaparctl(["cluster", "drain", "--dir", dir, "--node", "node-4"], seconds: 60)
+            #expect(drained == 0, "\(drainErrors)")
         }
     }
 

@@ -43,7 +43,7 @@ import Testing
     @Test func replicasAgree() throws {
         let commands: [ControllerCommand] = [
             .register(id: "d", zone: "z1", weight: 2), .rebalance, .setEpsilon(0.2), .setDraining(id: "a", draining: true),
-            .rebalance, .remove(id: "a"), .rebalance,
+            .rebalance, .remove(id: "a"), .rebalance, .setControllers(["b", "c", "d"]),
         ]
         var one = ClusterState(settings: settings, founders: founders)
         var two = ClusterState(settings: settings, founders: founders.reversed())
@@ -53,8 +53,9 @@ import Testing
             #expect(one.apply(command) == two.apply(decoded))
         }
         #expect(one == two)
-        // Grow (2), drain a (3); removing the already-empty a moves nothing.
-        #expect(one.map.epoch == 3)
+        // Grow (2), drain a (3); removing the already-empty a moves nothing; new
+        // controller seats (4).
+        #expect(one.map.epoch == 4)
     }
 
     @Test func malformedCommandsAreRefused() {
@@ -102,5 +103,32 @@ import Testing
         #expect(state.apply(.register(id: "c", zone: "", weight: 1)) == .refused("node 'c' was removed; a new node needs a new id"))
         #expect(state.nodes["c"] == nil)
         #expect(try ClusterState(decoding: state.encoded).retired == ["c"])
+    }
+}
+
+@Suite struct ControllerSeatTests {
+    let founders: [(id: String, zone: String)] = [("a", "z1"), ("b", "z2"), ("c", "z3"), ("d", "z1"), ("e", "z4")]
+
+    /// The first three founders hold the seats; a removed one is replaced (a zone not yet
+    /// represented first), a draining one too when someone can take it; the others stay.
+    @Test func seatsMoveOnlyWhenTheyMust() throws {
+        var state = ClusterState(settings: PlacementSettings(shards: 8, replicas: 3), founders: founders)
+        #expect(state.controllers == ["a", "b", "c"])
+        #expect(state.plannedControllers() == ["a", "b", "c"])
+        state.apply(.remove(id: "c"))
+        #expect(state.plannedControllers() == ["a", "b", "e"], "z4 is not represented yet; d shares z1 with a")
+        #expect(state.apply(.setControllers(state.plannedControllers())) == .newMap(epoch: 2))
+        #expect(state.apply(.setControllers(["a", "b", "e"])) == .unchanged)
+        state.apply(.setDraining(id: "a", draining: true))
+        #expect(state.plannedControllers() == ["b", "e", "d"])
+        #expect(state.apply(.setControllers(["b", "e", "nobody"])) == .refused("controllers must be 1…3 distinct registered nodes"))
+        #expect(try ClusterState(decoding: state.encoded) == state)
+    }
+
+    /// With nobody to take a draining controller's seat, it keeps it.
+    @Test func aDrainingControllerKeepsItsSeatWithoutAReplacement() {
+        var state = ClusterState(settings: PlacementSettings(shards: 8, replicas: 3), founders: Array(founders.prefix(3)))
+        state.apply(.setDraining(id: "b", draining: true))
+        #expect(state.plannedControllers() == ["a", "c", "b"])
     }
 }
