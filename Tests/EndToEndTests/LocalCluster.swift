@@ -42,3 +42,15 @@ func readMessages(_ stream: SubscriptionStream, count: Int, of client: ChaparCli
     }
     return (seen, nil)
 }
+
+/// Starts a built tool in the background (output discarded); the caller waits for it
+/// with a deadline and kills it by its PID if it is still running.
+func startTool(_ name: String, _ arguments: [String]) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: builtProduct(name))
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}

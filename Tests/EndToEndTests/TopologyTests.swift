@@ -200,6 +200,48 @@ import Transport
         }
     }
 
+    /// Crashes in the middle of a move: the joining node is killed while it catches up and
+    /// restarted, then a source node too. The move completes, and the load simulator's
+    /// oracle finds nothing acknowledged lost, duplicated or reordered.
+    @Test func crashesDuringARebalance() async throws {
+        try await withLocalCluster("rebalance-crash", nodes: 3, shards: 8) { dir in
+            let clients = try ["node-1", "node-2", "node-3"].map { try nodeField(dir, $0, "client") }
+            let report = dir + "/report.json"
+            let loadsim = try startTool("chapar-loadsim", [
+                "run", "--scenario", "groups", "--target", "chapar://" + clients.joined(separator: ","), "--duration", "20",
+                "--rate", "600", "--json", report,
+            ])
+            defer { if loadsim.isRunning { kill(loadsim.processIdentifier, SIGKILL) } }
+            // History for the joiner to copy.
+            try await waitUntilAsync("history builds up", seconds: 30) {
+                let rows = try shardRows(try nodeAdmin(dir, "node-1"))
+                return rows.reduce(0) { $0 + (($1["commit"] as? NSNumber)?.intValue ?? 0) } > 400
+            }
+            let (added, _, addErrors) = try chaparctl(["cluster", "add", "--dir", dir, "--zone", "z4"], seconds: 90)
+            #expect(added == 0, "\(addErrors)")
+            let rebalance = try startTool("chaparctl", ["cluster", "rebalance", "--dir", dir, "--timeout", "150"])
+            defer { if rebalance.isRunning { kill(rebalance.processIdentifier, SIGKILL) } }
+            let admin4 = try nodeAdmin(dir, "node-4")
+            try await waitUntilAsync("node-4 starts joining shards", seconds: 30) { !(try shardRows(admin4)).isEmpty }
+            for node in ["node-4", "node-2"] {
+                let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", node])
+                #expect(killed == 0)
+                let (restarted, _, restartErrors) = try chaparctl(["cluster", "restart", "--dir", dir, "--node", node], seconds: 60)
+                #expect(restarted == 0, "\(restartErrors)")
+            }
+            try await waitUntilAsync("the rebalance completes", seconds: 170) { !rebalance.isRunning }
+            #expect(rebalance.terminationStatus == 0, "rebalance did not complete")
+            #expect(replicas(of: "node-4", try clusterStatus(dir)) > 0)
+            try await waitUntilAsync("the load simulator finishes", seconds: 90) { !loadsim.isRunning }
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+            let violations = json?["violations"] as? [String: Any] ?? [:]
+            for kind in ["order", "gaps", "duplicates", "lost"] {
+                #expect((violations[kind] as? NSNumber)?.intValue == 0, "\(kind): \(json?["notes"] ?? "")")
+            }
+            #expect(loadsim.terminationStatus == 0, "the oracle found violations: \(violations)")
+        }
+    }
+
     /// Controller commands must carry a valid signature: unsigned, forged and unknown
     /// commands are refused with a clear status, and the cluster is unchanged.
     @Test func unsignedCommandsAreRefused() async throws {

@@ -101,7 +101,7 @@ enum TopologyCommands {
         guard name == "rebalance" || name == "remove" || name == "drain" else { return 0 }
         let timeout = Double(try arguments.integer("timeout", in: 1...3600) ?? 300)
         guard name == "rebalance" else { return 0 }
-        try await waitForMap(epoch: epoch, cluster: cluster, seconds: timeout)
+        try await waitForMap(epoch: epoch, dir: dir, seconds: timeout)
         emit("every shard's replica set matches map epoch \(epoch)")
         return 0
     }
@@ -160,13 +160,16 @@ enum TopologyCommands {
         throw CommandArguments.Failure("no node of cluster.json answered GET /v1/cluster")
     }
 
-    /// Waits until every node knows map `epoch`, every shard's leader runs exactly the
-    /// map's replicas as voters (no learners left), and replicas outside the map are gone.
-    static func waitForMap(epoch: Int, cluster: ClusterCommands.ClusterFile, seconds: Double) async throws {
+    /// Waits until every running node knows map `epoch`, every shard's leader runs exactly
+    /// the map's replicas as voters (no learners left), and replicas outside the map are
+    /// gone.
+    static func waitForMap(epoch: Int, dir: String, seconds: Double) async throws {
         let deadline = Date().addingTimeInterval(seconds)
-        let admins = cluster.nodes.filter { ClusterCommands.isChapard($0.pid) }.map(\.admin)
         var pending = -1
         while Date() < deadline {
+            // Read afresh each time: nodes restarted meanwhile have new addresses.
+            let cluster = try ClusterCommands.readCluster(dir)
+            let admins = cluster.nodes.filter { ClusterCommands.isChapard($0.pid) }.map(\.admin)
             pending = unsettledShards(admins, epoch: epoch)
             if pending == 0 { return }
             try await Task.sleep(nanoseconds: 250_000_000)
