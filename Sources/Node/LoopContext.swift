@@ -177,11 +177,19 @@ final class LoopContext {  // guarded by: loop thread
     private func subscribeAtEdge(_ session: Session, _ request: Subscribe, _ local: LocalChannel, correlation: UInt32) {
         guard let edge = shared.edge else { return }
         let (loop, box, bound) = awaitingSubscription(session, request, local)
-        _ = edge.loop.execute {
-            edge.subscribe(request.channel) { result in
-                _ = loop.execute { box.context.edgeBounds(bound.value, request, result, correlation: correlation) }
+        let attach: @Sendable (UInt64) -> Void = { confirmedHead in
+            _ = edge.loop.execute {
+                edge.subscribe(request.channel) { result in
+                    _ = loop.execute {
+                        box.context.edgeBounds(bound.value, request, result, confirmedHead: confirmedHead, correlation: correlation)
+                    }
+                }
             }
         }
+        // `latest` starts after the head a replica confirms with a read index (falling back
+        // to the upstream replica's own head when none can be had).
+        guard request.from == .latest, let channelHead = shared.channelHead else { return attach(0) }
+        channelHead(request.channel) { head in attach(head ?? 0) }
     }
 
     /// `latest` on a clustered replica: the head after a read index (asked of the shard's
@@ -217,7 +225,7 @@ final class LoopContext {  // guarded by: loop thread
 
     private func edgeBounds(
         _ subscription: Subscription, _ request: Subscribe, _ result: Result<(earliest: UInt64, head: UInt64), ErrorReply>,
-        correlation: UInt32
+        confirmedHead: UInt64, correlation: UInt32
     ) {
         let session = subscription.session
         guard session.subscriptions[request.channel] === subscription else { return }  // unsubscribed or closed meanwhile
@@ -228,7 +236,7 @@ final class LoopContext {  // guarded by: loop thread
             detach(subscription)
             session.reject(ErrorCode(rawValue: error.code) ?? .storageFailure, error.message, correlation: correlation)
         case .success(let bounds):
-            local.head = max(local.head, bounds.head, local.feed.head)
+            local.head = max(local.head, bounds.head, local.feed.head, confirmedHead)
             switch request.from {
             case .earliest: subscription.cursor = bounds.earliest
             case .latest: subscription.cursor = local.head + 1

@@ -24,6 +24,9 @@ final class NodeShared: Sendable {
     /// Clustered nodes: a read index for the channel's shard, answered once applied here
     /// (nil: no reachable leader). Nil on single nodes.
     let readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)?
+    /// Clustered nodes: the channel's head as of a read index, asked of a replica (edge
+    /// `latest`); nil in the reply when none could confirm one.
+    let channelHead: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)?
 
     /// True for a channel this node serves by relay from another node.
     func isEdge(_ channel: String) -> Bool { edge != nil && !hosts(shardOf(channel)) }
@@ -33,8 +36,10 @@ final class NodeShared: Sendable {
         committer: any PublishSink, tokenSecret: TokenSecret?, edge: EdgeRelay? = nil, hosts: @escaping @Sendable (Int) -> Bool = { _ in true },
         shardOf: @escaping @Sendable (String) -> Int = { _ in 0 },
         reportDamage: @escaping @Sendable (String) -> Void = { _ in },
-        readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil
+        readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil,
+        channelHead: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil
     ) {
+        self.channelHead = channelHead
         self.reportDamage = reportDamage
         self.readIndex = readIndex
         self.edge = edge

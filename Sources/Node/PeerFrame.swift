@@ -26,6 +26,11 @@ enum PeerFrame: Equatable {
     case replicaCheck(request: UInt64, shard: UInt32)
     /// `removed`: the leader's committed configuration no longer lists the asker.
     case replicaCheckResult(request: UInt64, shard: UInt32, removed: Bool)
+    /// An edge node asks a replica for the channel's head as of a read index (every
+    /// publish acknowledged before the request is at or below it).
+    case channelHead(request: UInt64, channel: String)
+    /// `head` is valid when `ok`; not ok: the replica could not confirm a read index.
+    case channelHeadResult(request: UInt64, ok: Bool, head: UInt64)
 
     static let version: UInt8 = 1
     /// Largest frame accepted: a full Raft batch (1 MiB of entries) plus headers.
@@ -33,7 +38,7 @@ enum PeerFrame: Equatable {
 
     enum Kind: UInt8 {
         case hello = 1, raft = 2, forward = 3, forwardResult = 4, readIndex = 5, readIndexResult = 6, mapRequest = 7,
-            clusterState = 8, replicaCheck = 9, replicaCheckResult = 10
+            clusterState = 8, replicaCheck = 9, replicaCheckResult = 10, channelHead = 11, channelHeadResult = 12
     }
 
     func encoded() -> [UInt8] {
@@ -85,6 +90,15 @@ enum PeerFrame: Equatable {
             writer.write(request)
             writer.write(shard)
             writer.write(UInt8(removed ? 1 : 0))
+        case .channelHead(let request, let channel):
+            writer.write(Kind.channelHead.rawValue)
+            writer.write(request)
+            writer.writeShortBytes(Array(channel.utf8))
+        case .channelHeadResult(let request, let ok, let head):
+            writer.write(Kind.channelHeadResult.rawValue)
+            writer.write(request)
+            writer.write(UInt8(ok ? 1 : 0))
+            writer.write(head)
         }
         var bytes = writer.finish()
         let length = UInt32(bytes.count - 4)
@@ -144,6 +158,16 @@ enum PeerFrame: Equatable {
             let removed = try reader.readUInt8("removed")
             guard removed <= 1 else { throw .invalid(field: "removed", reason: "not 0 or 1") }
             frame = .replicaCheckResult(request: request, shard: shard, removed: removed == 1)
+        case .channelHead:
+            let request = try reader.readUInt64("request")
+            let name = try reader.readShortBytes("channel")
+            guard case .success = ChannelName.validate(name) else { throw .invalid(field: "channel", reason: "invalid channel name") }
+            frame = .channelHead(request: request, channel: String(decoding: name, as: UTF8.self))
+        case .channelHeadResult:
+            let request = try reader.readUInt64("request")
+            let ok = try reader.readUInt8("ok")
+            guard ok <= 1 else { throw .invalid(field: "ok", reason: "not 0 or 1") }
+            frame = .channelHeadResult(request: request, ok: ok == 1, head: try reader.readUInt64("head"))
         }
         try reader.expectEnd()
         return frame

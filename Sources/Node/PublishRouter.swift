@@ -47,6 +47,9 @@ final class PublishRouter {  // guarded by: the replication thread
     private var pending: [Int: [UInt64: Pending]] = [:]
     private var forwarded: [UInt64: Forwarded] = [:]
     private var leaderHints: [Int: String] = [:]
+
+    /// The last leader a replica named for a shard this node does not hold.
+    func leaderHint(_ shard: Int) -> String? { leaderHints[shard] }
     private var nextRequest: UInt64 = 1
     private var settled: [(context: PublishTicket, outcome: AppendOutcome)] = []
     /// A publish bounced between nodes more often than this is refused: leadership is moving.

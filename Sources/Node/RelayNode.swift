@@ -110,7 +110,8 @@ public final class RelayNode: Sendable {
             reportDamage: { [shardContext, shardHost] channel in
                 if let shardContext, let shardHost { shardHost.reportDamage(shard: shardContext.shard(of: channel)) }
             },
-            readIndex: Self.readIndexFunction(shardHost, shardContext))
+            readIndex: Self.readIndexFunction(shardHost, shardContext),
+            channelHead: Self.channelHeadFunction(shardHost))
         var contexts: [LoopContextBox] = []
         for loop in group.loops {
             let box = group.sync(on: loop.index) { () -> Result<LoopContextBox, StorageError> in
@@ -182,18 +183,24 @@ public final class RelayNode: Sendable {
                     }
                     let adminLoop = group.loops[0]
                     cluster.admin?.channel = { name, reply in
-                        let info: @Sendable (Bool) -> JSONValue = { linearizable in
+                        let info: @Sendable (Bool, UInt64?) -> JSONValue = { linearizable, edgeHead in
                             Self.channelInfo(
                                 name, context: shardContext, host: shardHost, directory: directory, relayFrom: edge?.relayed[name],
-                                linearizable: linearizable)
+                                linearizable: linearizable, edgeHead: edgeHead)
                         }
-                        // The leader confirms its head with a read index first; others answer at once.
+                        // The leader confirms its head with a read index first, an edge asks a
+                        // replica for a confirmed head; followers answer at once.
                         let shard = shardContext.shard(of: name)
-                        let leads = shardHost.status.withLock { $0.first { $0.shard == shard }?.role == "leader" }
-                        guard leads else { return reply(info(false)) }
+                        let role = shardHost.status.withLock { $0.first { $0.shard == shard }?.role }
                         let answer = LoopBound(ReplyBox(reply))
+                        if role == nil {
+                            return shardHost.channelHead(name) { head in
+                                _ = adminLoop.execute { answer.value.reply(info(head != nil, head)) }
+                            }
+                        }
+                        guard role == "leader" else { return reply(info(false, nil)) }
                         shardHost.readIndex(shard: shard) { index in
-                            _ = adminLoop.execute { answer.value.reply(info(index != nil)) }
+                            _ = adminLoop.execute { answer.value.reply(info(index != nil, nil)) }
                         }
                     }
                     return .success(true)
@@ -280,6 +287,13 @@ public final class RelayNode: Sendable {
         return (states[0], newest)
     }
 
+    static func channelHeadFunction(
+        _ host: ShardHost?
+    ) -> (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? {
+        guard let host else { return nil }
+        return { channel, reply in host.channelHead(channel, reply: reply) }
+    }
+
     static func readIndexFunction(
         _ host: ShardHost?, _ context: ShardContext?
     ) -> (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? {
@@ -335,7 +349,7 @@ extension RelayNode {
     /// them, and this node's copy (head, earliest; a follower's head may trail the leader's).
     static func channelInfo(
         _ name: String, context: ShardContext, host: ShardHost, directory: DataDirectory, relayFrom: String?,
-        linearizable: Bool
+        linearizable: Bool, edgeHead: UInt64?
     ) -> JSONValue {
         let shard = context.shard(of: name)
         let row = host.status.withLock { rows in rows.first { $0.shard == shard } }
@@ -349,11 +363,11 @@ extension RelayNode {
         fields["leader"] = .string(row?.leader ?? "")
         fields["role"] = .string(row?.role ?? "none")
         fields["node"] = .string(context.localName)
-        fields["head"] = .number(Double(bounds?.head ?? 0))
+        fields["head"] = .number(Double(bounds?.head ?? edgeHead ?? 0))
         fields["earliest"] = .number(Double(bounds?.earliest ?? 1))
         if row == nil { fields["relay_from"] = .string(relayFrom ?? "") }
-        // True when `head` was read after a confirmed read index on the leader: it covers
-        // every publish acknowledged before the request.
+        // True when `head` was read after a confirmed read index (on the leader, or on a
+        // replica an edge asked): it covers every publish acknowledged before the request.
         fields["linearizable"] = .bool(linearizable)
         return .object(fields)
     }

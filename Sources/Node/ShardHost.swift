@@ -33,6 +33,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var clusterStates: [(node: String, bytes: [UInt8])] = []
         var replicaChecks: [(node: String, request: UInt64, shard: Int)] = []
         var replicaCheckResults: [(node: String, shard: Int, removed: Bool)] = []
+        var headRequests: [(channel: String, reply: @Sendable (UInt64?) -> Void)] = []
+        var remoteHeads: [(node: String, request: UInt64, channel: String)] = []
+        var headResults: [(request: UInt64, head: UInt64?)] = []
         var stopping = false
     }
 
@@ -75,6 +78,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     var replicaCheckedAt: [Int: Int64] = [:]
     var nextReplicaCheck: UInt64 = 1
     var lastRegisterMs: Int64 = 0
+    /// Channel heads this node asked a replica for (edge `latest`), by request id.
+    var pendingHeads: [UInt64: (deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
+    var nextHeadRequest: UInt64 = 1
 
     init(
         context: ShardContext, store: ReplicatedStore, controllerState: ClusterState? = nil,
@@ -138,6 +144,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             case .clusterState(let bytes): box.clusterStates.append((node, bytes))
             case .replicaCheck(let request, let shard): box.replicaChecks.append((node, request, Int(shard)))
             case .replicaCheckResult(_, let shard, let removed): box.replicaCheckResults.append((node, Int(shard), removed))
+            case .channelHead(let request, let channel): box.remoteHeads.append((node, request, channel))
+            case .channelHeadResult(let request, let ok, let head): box.headResults.append((request, ok ? head : nil))
             case .hello: break
             }
         }
@@ -165,6 +173,12 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     /// An operator's command for the controller; `reply` runs on the replication thread.
     func control(_ command: ControllerCommand, reply: @escaping @Sendable (ControlReply) -> Void) {
         inbox.withLock { $0.controls.append((command, reply)) }
+        wake.signal()
+    }
+
+    /// Adds to the inbox (any thread) and wakes the replication thread.
+    func enqueue(_ add: (inout Inbox) -> Void) {
+        inbox.withLock { add(&$0) }
         wake.signal()
     }
 
@@ -239,6 +253,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 }
             }
             takeClusterInputs(taken, now: now)
+            takeHeadRequests(taken, now: now)
             router.route(taken.publishes.map { ($0.0, .local($0.1)) }, host: self, now: now)
             router.retryWaiting(host: self, now: now)
             router.proposeQueued(host: self, now: now)
@@ -363,7 +378,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
 
     /// A read index: on the leader, confirmed by a quorum round; on a follower, asked of the
     /// leader over the peer link.
-    private func startRead(shard: Int, now: Int64, reply: @escaping @Sendable (UInt64?) -> Void) {
+    func startRead(shard: Int, now: Int64, reply: @escaping @Sendable (UInt64?) -> Void) {
         guard let role = groups[shard]?.raft.role else { return reply(nil) }
         let readContext = nextReadContext
         nextReadContext += 1

@@ -34,6 +34,9 @@ public final class ReplicatedStore {
         try tables.entries(shard: shard, from: from, through: through)
     }
 
+    /// The channel's last stored offset here (0: none).
+    public func head(of channel: String) -> UInt64 { writer.channels[channel]?.head ?? 0 }
+
     public func channelBounds() -> [String: ChannelBounds] {
         writer.channels.mapValues { ChannelBounds(earliest: $0.earliest, head: $0.head) }
     }

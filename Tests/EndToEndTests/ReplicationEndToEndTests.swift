@@ -224,6 +224,35 @@ extension NodeProcess {
         #expect(rows.allSatisfy { ($0["replicas"] as? [String])?.count == 3 })
     }
 
+    /// `latest` on an edge node is linearizable too: the edge asks a replica for the
+    /// channel's head as of a read index, so a subscription made right after publishes
+    /// were acknowledged starts after them, and the next publish is its first message;
+    /// the edge's channel info reports that head.
+    @Test func latestOnAnEdgeStartsAfterEveryAcknowledgedPublish() async throws {
+        let cluster = try ShardedCluster(shards: 8, nodes: 4, replicas: 3)
+        defer { cluster.cleanUp() }
+        try await cluster.start(shards: 8)
+        let edge = 3
+        let channels = (0..<64).map { "latest-\($0)" }.filter { cluster.channelInfo(edge, $0)["role"] as? String == "none" }.prefix(4)
+        #expect(channels.count == 4)
+        let publisher = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[0].address), clientName: "e2e")
+        defer { publisher.close() }
+        let reader = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[edge].address), clientName: "e2e")
+        defer { reader.close() }
+        for channel in channels {
+            var last: UInt64 = 0
+            for value in 1...30 { last = try await publisher.publish(channel, Array("m\(value)".utf8)).offset }
+            let stream = try await reader.subscribe(channel, from: .latest)
+            #expect(stream.nextOffset == last + 1, "\(channel): latest at the edge starts at \(stream.nextOffset), after \(last)")
+            let next = try await publisher.publish(channel, Array("after".utf8)).offset
+            let (seen, _) = try await readMessages(stream, count: 1, of: reader)
+            #expect(seen == ["\(next):after"])
+            // The edge's channel info reads its head the same way.
+            let info = cluster.channelInfo(edge, channel)
+            #expect((info["head"] as? NSNumber)?.uint64Value == next && info["linearizable"] as? Bool == true, "\(info)")
+        }
+    }
+
     /// Four nodes, three replicas per shard: a node holding no replica of a channel's shard
     /// relays it — one upstream subscription however many local subscribers — serving
     /// history and live messages in order; when the replica it relays from is killed, it
