@@ -7,8 +7,10 @@ enum ShardCommands {
     static let shardsUsage = """
         USAGE: chaparctl shards --dir DIR [--json]
 
-        One row per shard: its replicas, leader, term, head (the leader's last log index)
-        and lag (how far the furthest replica that answered trails the leader's commit).
+        One row per shard: its replicas (in the newest map), leader, term, head (the leader's
+        last log index), lag (how far the furthest replica that answered trails the leader's
+        commit) and, while a rebalance moves it, what is moving (learners catching up, voters
+        leaving, members still to add). --json adds the leader's `voters` and `learners`.
         """
 
     static let channelUsage = """
@@ -27,6 +29,8 @@ enum ShardCommands {
         var leader: String
         var commit: Int
         var lastIndex: Int
+        var voters: [String]
+        var learners: [String]
     }
 
     /// Every node's shard rows; unreachable nodes are skipped.
@@ -41,7 +45,8 @@ enum ShardCommands {
                     shard: (object["shard"] as? NSNumber)?.intValue ?? -1, replicas: object["replicas"] as? [String] ?? [],
                     role: object["role"] as? String ?? "", term: (object["term"] as? NSNumber)?.intValue ?? 0,
                     leader: object["leader"] as? String ?? "", commit: (object["commit"] as? NSNumber)?.intValue ?? 0,
-                    lastIndex: (object["last_index"] as? NSNumber)?.intValue ?? 0)
+                    lastIndex: (object["last_index"] as? NSNumber)?.intValue ?? 0, voters: object["voters"] as? [String] ?? [],
+                    learners: object["learners"] as? [String] ?? [])
             }
         }
         return result
@@ -67,10 +72,20 @@ enum ShardCommands {
             let replicas = views.first?.replicas ?? []
             let commit = leaderRow?.commit ?? views.map(\.commit).max() ?? 0
             let lag = views.map { commit - $0.commit }.max() ?? 0
+            // A replica set on the move: the leader's configuration differs from the map.
+            var moving = ""
+            if let leaderRow {
+                let joining = leaderRow.learners + leaderRow.voters.filter { !replicas.contains($0) }.map { $0 + " (leaving)" }
+                moving = joining.isEmpty && Set(leaderRow.voters) == Set(replicas) ? "" : joining.joined(separator: ",")
+                if moving.isEmpty && Set(leaderRow.voters) != Set(replicas) {
+                    moving = "to add: " + replicas.filter { !leaderRow.voters.contains($0) }.joined(separator: ",")
+                }
+            }
             output.append([
                 "shard": shard, "replicas": replicas, "leader": leaderRow?.leader ?? "",
                 "term": leaderRow?.term ?? 0, "head": leaderRow?.lastIndex ?? 0, "lag": max(0, lag),
-                "answered": views.count,
+                "answered": views.count, "voters": leaderRow?.voters ?? [], "learners": leaderRow?.learners ?? [],
+                "moving": moving,
             ])
         }
         if arguments.has("json") {
@@ -79,8 +94,8 @@ enum ShardCommands {
         } else {
             ClusterCommands.printTable(output.map { row in
                 ["\(row["shard"]!)", (row["replicas"] as! [String]).joined(separator: ","), row["leader"] as! String,
-                 "\(row["term"]!)", "\(row["head"]!)", "\(row["lag"]!)"]
-            }, header: ["shard", "replicas", "leader", "term", "head", "lag"])
+                 "\(row["term"]!)", "\(row["head"]!)", "\(row["lag"]!)", row["moving"] as! String]
+            }, header: ["shard", "replicas", "leader", "term", "head", "lag", "moving"])
         }
         return 0
     }
