@@ -107,6 +107,8 @@ extension ShardHost {
             failControls("this node left the controller")
         }
         do throws(StorageError) {
+            // The newest state outlives this replica of the controller (a restart starts from it).
+            if controller { try store.saveLearnedClusterState(context.cluster.encoded) }
             try store.dropShard(shard, controller: controller) { !controller && context.shard(of: $0) == shard }
         } catch {
             context.logger.error("cannot delete a removed replica; stopping", ["shard": "\(shard)", "error": error.description])
