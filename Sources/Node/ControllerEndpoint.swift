@@ -25,6 +25,7 @@ final class ControllerEndpoint: @unchecked Sendable {  // guarded by: loop 0's t
 
     func handle(method: String, path: String, query: [String: String], target: String, authorization: String?, reply: @escaping Reply) {
         if method == "GET" && path == "/v1/cluster" { return reply(200, "application/json", AdminServer.json(status())) }
+        if method == "GET" && path == "/v1/cluster/plan" { return reply(200, "application/json", AdminServer.json(plan())) }
         guard method == "POST" else { return reply(405, "text/plain", Array("controller commands are POSTs\n".utf8)) }
         if let failure = AdminSignature.verify(
             header: authorization, keyring: keyring, method: method, target: target, nowMs: WallClock.nowMs())
@@ -50,6 +51,21 @@ final class ControllerEndpoint: @unchecked Sendable {  // guarded by: loop 0's t
         host.control(command) { result in
             _ = loop.execute { answer.value.send(result) }
         }
+    }
+
+    /// What `rebalance` would do now (from this node's newest state; the controller's
+    /// leader is the one to ask for the authoritative answer): the moves and the loads after.
+    func plan() -> JSONValue {
+        let cluster = context.cluster
+        let plan = Placement.rebalance(cluster.map, cluster.candidates, cluster.settings)
+        let moves: [JSONValue] = plan.moves.map { move in
+            .object(["shard": .number(Double(move.shard)), "from": move.from.map { .string($0) } ?? .null, "to": .string(move.to)])
+        }
+        let loads = plan.target.loads
+        return .object([
+            "epoch": .number(Double(cluster.map.epoch)), "moves": .array(moves),
+            "loads_after": .object(loads.mapValues { .number(Double($0)) }),
+        ])
     }
 
     func status() -> JSONValue {

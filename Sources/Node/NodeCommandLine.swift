@@ -40,6 +40,7 @@ public enum NodeCommandLine {
           --bootstrap ID@ZONE,…      the founding members the shard map is placed over (same on every node)
           --peer HOST:PORT           peer (Raft and forwarding) listener; required with --shards
           --election-ms MS           Raft election timeout floor (default 1000; heartbeats every MS/5)
+          --moves-max N              replicas copied out at once while rebalancing (default 4)
           -h, --help                 show this help
 
         Retention is set in the config file: {"retention": {"default": {"max-messages": N,

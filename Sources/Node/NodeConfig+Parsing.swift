@@ -8,7 +8,7 @@ extension NodeConfig {
         "data", "listen", "node-id", "loops", "durability", "retention", "outbound-bytes-max",
         "tail-cache-bytes", "tail-cache-total-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
         "token-secret-file", "gossip", "admin", "seeds", "zone", "weight", "cluster-id", "gossip-key-file",
-        "shards", "replicas", "bootstrap", "peer", "election-ms",
+        "shards", "replicas", "bootstrap", "peer", "election-ms", "moves-max",
     ]
 
     /// Applies a JSON configuration document on top of the current values.
@@ -73,6 +73,7 @@ extension NodeConfig {
         case "bootstrap": sharding.bootstrap = text.split(separator: ",").map(String.init).filter { !$0.isEmpty }
         case "peer": sharding.peer = text
         case "election-ms": sharding.electionMs = Int(try integer(100...60_000))
+        case "moves-max": sharding.movesMax = Int(try integer(1...256))
         default: throw .invalid(field: key, reason: "unknown setting")
         }
     }

@@ -14,6 +14,8 @@ final class ShardContext: Sendable {
     /// The controller's Raft group (group 0) starts on these founding members.
     let bootstrapControllers: [String]
     let tickMs: Int64
+    /// New learners this node's shard leaders feed at once (`--moves-max`).
+    let movesMax: Int
     let retention: RetentionRules
     let logger: Logger
     /// How long a publish waits for its shard to have a leader before "not stored".
@@ -60,6 +62,7 @@ final class ShardContext: Sendable {
         }
         self.view = Mutex(view)
         tickMs = Int64(sharding.electionMs / 10)
+        movesMax = sharding.movesMax
         noLeaderWaitMs = Int64(sharding.electionMs * 5)
         retention = config.retention
         self.logger = logger

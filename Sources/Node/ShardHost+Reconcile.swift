@@ -25,11 +25,13 @@ extension ShardHost {
             context.logger.info("joining shard", ["shard": "\(shard)", "epoch": "\(epoch)"])
             publishHosted()
         }
-        for shard in Array(groups.keys) {
+        // Throttle: shards this node leads that are copying to a new learner right now.
+        var copying = groups.values.filter { $0.raft.role == .leader && !$0.raft.configuration.learners.isEmpty }.count
+        for shard in Array(groups.keys).sorted() {
             let group = groups[shard]!
             let target = context.target(of: shard)
             if group.raft.role == .leader, !target.isEmpty {
-                step(group, shard: shard, towards: Set(target.map(ShardContext.raftId)))
+                step(group, shard: shard, towards: Set(target.map(ShardContext.raftId)), copying: &copying)
             } else if !target.contains(context.localName) {
                 if group.raft.confirmsRemoval(of: context.localId) {
                     dropReplica(shard, reason: "its own log")
@@ -41,10 +43,13 @@ extension ShardHost {
         }
     }
 
-    private func step(_ group: ShardGroup, shard: Int, towards target: Set<UInt64>) {
+    private func step(_ group: ShardGroup, shard: Int, towards target: Set<UInt64>, copying: inout Int) {
         guard let next = group.raft.nextReplicaSetStep(target: target) else { return }
         switch next {
+        case .change(.addLearner(_)) where group.raft.configuration.learners.isEmpty && copying >= context.movesMax:
+            return  // its turn comes when a copy finishes (promotes and removals go on)
         case .change(let change):
+            if case .addLearner = change, group.raft.configuration.learners.isEmpty { copying += 1 }
             if group.raft.proposeConfigurationChange(change) {
                 context.logger.info("replica set change proposed", ["shard": "\(shard)", "change": describe(change)])
             }

@@ -13,6 +13,9 @@ public struct ShardingConfig: Equatable, Sendable {
     /// A follower that hears no leader for a random time in [electionMs, 2 × electionMs)
     /// starts an election; leaders heartbeat every electionMs / 5.
     public var electionMs = 1000
+    /// Replicas this node copies out at once as a shard leader during a rebalance (new
+    /// learners catching up); the rest wait their turn, so a move does not starve clients.
+    public var movesMax = 4
 
     public init() {}
 

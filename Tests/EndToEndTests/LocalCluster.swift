@@ -7,7 +7,7 @@ import Testing
 /// directory afterwards, whatever happened (kept, with the nodes' logs, when
 /// CHAPAR_KEEP_TEST_DIRS is set).
 func withLocalCluster(
-    _ name: String, nodes: Int, shards: Int, replicas: Int = 3, _ body: (String) async throws -> Void
+    _ name: String, nodes: Int, shards: Int, replicas: Int = 3, extra: [String] = [], _ body: (String) async throws -> Void
 ) async throws {
     let dir = FileManager.default.temporaryDirectory.path + "/chapar-\(name)-\(UInt32.random(in: 0...UInt32.max))"
     defer {
@@ -16,7 +16,7 @@ func withLocalCluster(
     }
     let (up, out, errors) = try chaparctl(
         ["cluster", "up", "--nodes", "\(nodes)", "--shards", "\(shards)", "--replicas", "\(replicas)", "--election-ms", "500",
-         "--dir", dir], seconds: 120)
+         "--dir", dir] + extra, seconds: 120)
     #expect(up == 0, "\(out)\(errors)")
     #expect(out.contains("\(shards) shards × \(replicas) replicas, every shard led"))
     guard up == 0 else { return }

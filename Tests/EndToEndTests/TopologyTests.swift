@@ -26,6 +26,9 @@ import Transport
             let (added, addOut, addErrors) = try chaparctl(["cluster", "add", "--dir", dir, "--zone", "z4"], seconds: 90)
             #expect(added == 0, "\(addOut)\(addErrors)")
             #expect(replicas(of: "node-4", try clusterStatus(dir)) == 0, "registering alone moves nothing")
+            let (planned, plan, planErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--plan"])
+            #expect(planned == 0 && plan.contains("node-4") && plan.contains("from map epoch 1"), "\(plan)\(planErrors)")
+            #expect((try clusterStatus(dir)["epoch"] as? NSNumber)?.intValue == 1, "a plan changes nothing")
             let (rebalanced, rebalanceOut, rebalanceErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--timeout", "180"], seconds: 200)
             #expect(rebalanced == 0, "\(rebalanceOut)\(rebalanceErrors)")
             let grown = try clusterStatus(dir)
@@ -158,9 +161,10 @@ import Transport
     /// Replicas move while the load simulator publishes to and subscribes on every node
     /// with its oracle: a node joins and takes replicas, another drains; subscriptions
     /// whose replica leaves their node end with `replica_moved` and resume through the
-    /// relay. No acknowledged message is lost, duplicated or reordered.
+    /// relay. No acknowledged message is lost, duplicated or reordered. One copy at a time
+    /// per leading node (`--moves-max 1`): the moves wait their turn and all complete.
     @Test func rebalanceUnderLoad() async throws {
-        try await withLocalCluster("rebalance-load", nodes: 3, shards: 8) { dir in
+        try await withLocalCluster("rebalance-load", nodes: 3, shards: 8, extra: ["--moves-max", "1"]) { dir in
             let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))
             let file = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
             let clients = (file["nodes"] as? [[String: Any]] ?? []).compactMap { $0["client"] as? String }

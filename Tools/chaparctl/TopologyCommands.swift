@@ -18,14 +18,14 @@ enum TopologyCommands {
 
     static let commandUsage = """
         USAGE: chaparctl cluster drain|undrain|remove --node ID --dir DIR
-               chaparctl cluster rebalance --dir DIR [--timeout S]
+               chaparctl cluster rebalance --dir DIR [--timeout S] [--plan]
                chaparctl cluster epsilon VALUE --dir DIR
 
         drain: the node takes no replicas in the next map (its replicas move away at the next
         rebalance); undrain reverses it. remove: the node leaves the cluster for good (its id
         cannot register again). rebalance: the controller plans a new map with the fewest
         moves, and the command waits (default 300 s) until every shard's replica set matches
-        it. epsilon: the load bound (no node above (1 + ε) × its share of replicas).
+        it; with --plan it only shows the moves it would make and the loads after. epsilon: the load bound (no node above (1 + ε) × its share of replicas).
         """
 
     static let statusUsage = """
@@ -79,9 +79,10 @@ enum TopologyCommands {
     /// drain, undrain, remove, rebalance, epsilon.
     static func command(_ name: String, _ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(commandUsage); return 0 }
-        try arguments.rejectUnknown(["dir", "node", "timeout", "help"])
+        try arguments.rejectUnknown(["dir", "node", "timeout", "plan", "help"])
         guard let dir = arguments.option("dir") else { throw CommandArguments.Failure("cluster \(name) needs --dir DIR\n\n\(commandUsage)") }
         let cluster = try ClusterCommands.readCluster(dir)
+        if name == "rebalance" && arguments.has("plan") { return try showPlan(cluster) }
         var target = "/v1/cluster/\(name)"
         switch name {
         case "drain", "undrain", "remove":
@@ -205,6 +206,25 @@ enum TopologyCommands {
             let voters = Set(row["voters"] as? [String] ?? [])
             return voters != Set(row["replicas"] as? [String] ?? []) || !(row["learners"] as? [String] ?? []).isEmpty
         }.count
+    }
+
+    /// The moves a rebalance would make now, as the controller's leader computes them.
+    static func showPlan(_ cluster: ClusterCommands.ClusterFile) throws -> Int32 {
+        let leader = try status(cluster)["controller_leader"] as? String ?? ""
+        let admins = cluster.nodes.filter { $0.id == leader }.map(\.admin) + cluster.nodes.filter { $0.id != leader }.map(\.admin)
+        for admin in admins {
+            guard let address = try? SocketAddress(parsing: admin), let (status, body) = try? httpGet(address, "/v1/cluster/plan"),
+                  status == 200, let plan = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+            else { continue }
+            let moves = plan["moves"] as? [[String: Any]] ?? []
+            emit("\(moves.count) move(s) from map epoch \(plan["epoch"] ?? "?") (nothing changes until `cluster rebalance`)")
+            ClusterCommands.printTable(moves.map { ["\($0["shard"] ?? "")", $0["from"] as? String ?? "-", $0["to"] as? String ?? ""] },
+                                       header: ["shard", "from", "to"])
+            let loads = (plan["loads_after"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }
+            emit("replicas per node after: " + loads.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            return 0
+        }
+        throw CommandArguments.Failure("no node answered GET /v1/cluster/plan")
     }
 
     static func showStatus(_ arguments: CommandArguments) throws -> Int32 {

@@ -39,7 +39,7 @@ guard let command = argv.first, command != "--help", command != "-h", command !=
 }
 let status: Int32
 do {
-    let arguments = try CommandArguments(Array(argv.dropFirst()))
+    let arguments = try CommandArguments(Array(argv.dropFirst()), booleans: ["json", "help", "plan"])
     switch command {
     case "pub": status = try await PubSubCommands.pub(arguments)
     case "sub": status = try await PubSubCommands.sub(arguments)
