@@ -191,9 +191,21 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
             worker.note("connection \(id): \(text)")
             if let correlation, let entry = inflight.remove(correlation) {
                 settle(entry.publisher, sent: entry.sent, offset: nil, acked: false)
+            } else if let correlation, correlation & Self.subscribeTag != 0 {
+                // A refused SUBSCRIBE (e.g. no replica reachable during a failover): a user's
+                // app tries again, and so does the simulated one.
+                let channel = correlation & ~Self.subscribeTag
+                let tcp = self.tcp
+                _ = worker.loop.schedule(afterMs: 200) { [weak self] in
+                    guard let self, self.tcp === tcp, self.state != .down, !self.confirmed.contains(channel) else { return }
+                    self.subscribe(channel)
+                }
             }
         }
     }
+
+    /// Marks SUBSCRIBE correlations (the low bits name the channel index).
+    static let subscribeTag: UInt32 = 0x8000_0000
 
     private func subscribe(_ channel: UInt32) {
         var from: UInt64?
@@ -203,7 +215,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         } else {
             worker.forgetStreams(subscriber: id, channel: channel)
         }
-        tcp?.send(codec.subscribe(worker.channelName(channel), correlation: 0x8000_0000 | channel, from: from))
+        tcp?.send(codec.subscribe(worker.channelName(channel), correlation: Self.subscribeTag | channel, from: from))
     }
 
     func connectionWritable(_ connection: ByteStream) {}

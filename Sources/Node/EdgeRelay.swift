@@ -49,13 +49,33 @@ final class EdgeRelay: @unchecked Sendable {  // guarded by: loop 0's thread
 
     // MARK: Requests from loops (run on loop 0)
 
-    /// Makes sure the channel is relayed, then answers with its bounds at a replica.
+    /// Makes sure the channel is relayed, then answers with its bounds at a replica —
+    /// asking again for a few seconds while no replica answers (one may be failing over).
     func subscribe(_ channel: String, reply: @escaping (Result<(earliest: UInt64, head: UInt64), ErrorReply>) -> Void) {
         if channels[channel] == nil {
             channels[channel] = EdgeChannel()
             attach(channel)
         }
-        fetch(channel, from: 1, messagesMax: 1) { result in reply(result.map { ($0.earliest, $0.head) }) }
+        bounds(channel, attemptsLeft: Self.boundsAttempts, reply: reply)
+    }
+
+    static let boundsAttempts = 15
+
+    private func bounds(
+        _ channel: String, attemptsLeft: Int, reply: @escaping (Result<(earliest: UInt64, head: UInt64), ErrorReply>) -> Void
+    ) {
+        fetch(channel, from: 1, messagesMax: 1) { [weak self] result in
+            switch result {
+            case .success(let batch): reply(.success((batch.earliest, batch.head)))
+            case .failure(let error) where error.code == ErrorCode.storageFailure.rawValue && attemptsLeft > 1:
+                guard let self, !self.closed else { return reply(.failure(error)) }
+                _ = self.loop.schedule(afterMs: 200) { [weak self] in
+                    guard let self else { return reply(.failure(error)) }
+                    self.bounds(channel, attemptsLeft: attemptsLeft - 1, reply: reply)
+                }
+            case .failure(let error): reply(.failure(error))
+            }
+        }
     }
 
     /// Records of `channel` from `from` on, fetched from a replica.
