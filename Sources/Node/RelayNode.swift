@@ -276,10 +276,11 @@ public final class RelayNode: Sendable {
         let states = try [stored.controller, stored.learned].map { bytes -> ClusterState? in
             guard let bytes else { return nil }
             let state = try ClusterState(decoding: bytes)
-            guard state.settings.shards == config.sharding.shards else {
+            guard state.settings.shards == config.sharding.shards, state.origin == Self.origin(config) else {
                 throw NodeConfig.Problem.invalid(
                     field: "shards",
-                    reason: "the data directory belongs to a cluster of \(state.settings.shards) shards, not \(config.sharding.shards)")
+                    reason: "the data directory belongs to a cluster bootstrapped with \(state.settings.shards) shards × "
+                        + "\(state.settings.replicas) replicas and other founders; start it with that cluster's --shards, --replicas and --bootstrap")
             }
             return state
         }
@@ -292,6 +293,11 @@ public final class RelayNode: Sendable {
     ) -> (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? {
         guard let host else { return nil }
         return { channel, reply in host.channelHead(channel, reply: reply) }
+    }
+
+    static func origin(_ config: NodeConfig) -> UInt64 {
+        ClusterState(settings: PlacementSettings(shards: config.sharding.shards, replicas: config.sharding.replicas),
+                     founders: config.sharding.members).origin
     }
 
     static func readIndexFunction(

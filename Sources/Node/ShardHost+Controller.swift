@@ -81,12 +81,18 @@ extension ShardHost {
         do throws(DecodeFailure) { state = try ClusterState(decoding: bytes) } catch {
             return context.logger.warn("bad cluster state from peer", ["node": node, "error": "\(error)"])
         }
-        guard state.settings.shards == context.shardCount else {
-            return context.logger.error("peer's cluster state has another shard count; ignored", [
-                "node": node, "shards": "\(state.settings.shards)",
-            ])
-        }
         guard state.map.epoch > context.mapEpoch else { return }
+        guard state.origin == context.bootstrapState.origin else {
+            // The cluster's newer state comes from another bootstrap than this node's flags:
+            // this node is the misconfigured one (serving channels under another shard count
+            // would put them in the wrong shards; replaying the controller's log from another
+            // bootstrap state would diverge). Stop before taking part.
+            let reason = "the cluster was bootstrapped with \(state.settings.shards) shards × \(state.settings.replicas) replicas "
+                + "and other founders than this node's --shards \(context.shardCount) --replicas "
+                + "\(context.bootstrapState.settings.replicas) --bootstrap; stop it and start it with the cluster's values"
+            context.logger.error("node configuration does not match the cluster; stopping", ["from": node, "reason": reason])
+            fatalError(reason)
+        }
         do throws(StorageError) { try store.saveLearnedClusterState(bytes) } catch {
             return context.logger.error("cannot store the cluster state", ["error": error.description])
         }

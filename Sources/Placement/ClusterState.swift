@@ -27,6 +27,10 @@ public struct ClusterState: Equatable, Sendable {
     /// controller's leader replaces removed or draining ones (`plannedControllers`).
     public internal(set) var controllers: [String]
     public static let controllersMax = 3
+    /// Fingerprint of the bootstrap (founders with their zones, shards, replicas): every
+    /// log of the cluster starts from that state, so a node started with other bootstrap
+    /// flags must not take part.
+    public let origin: UInt64
 
     /// The bootstrap state: the founding members and the first map placed over them.
     public init(settings: PlacementSettings, founders: [(id: String, zone: String)]) {
@@ -34,9 +38,19 @@ public struct ClusterState: Equatable, Sendable {
         nodes = Dictionary(uniqueKeysWithValues: founders.map { ($0.id, NodeRecord(zone: $0.zone)) })
         map = Placement.place(founders.map { PlacementNode(id: $0.id, zone: $0.zone) }, settings, epoch: 1)
         controllers = Array(founders.map(\.id).prefix(Self.controllersMax))
+        origin = Self.origin(settings: settings, founders: founders)
     }
 
-    init(settings: PlacementSettings, nodes: [String: NodeRecord], map: ShardMap, retired: Set<String>, controllers: [String]) {
+    static func origin(settings: PlacementSettings, founders: [(id: String, zone: String)]) -> UInt64 {
+        let text = founders.map { "\($0.id)@\($0.zone)" }.joined(separator: ",") + "|\(settings.shards)|\(settings.replicas)"
+        return StableHash.hash64("bootstrap/" + text)
+    }
+
+    init(
+        settings: PlacementSettings, nodes: [String: NodeRecord], map: ShardMap, retired: Set<String>, controllers: [String],
+        origin: UInt64
+    ) {
+        self.origin = origin
         self.settings = settings
         self.nodes = nodes
         self.map = map

@@ -3,7 +3,7 @@ import ChaparCore
 /// The whole controller state as bytes: what a node persists with its applied index and
 /// what it sends a peer that announces an older map epoch (docs/PROTOCOL.md, "MAP").
 ///
-/// `u8 version` · `u32 shards` · `u8 replicas` · `u64 epsilon (IEEE 754 bits)` ·
+/// `u8 version` · `u64 origin` · `u32 shards` · `u8 replicas` · `u64 epsilon (IEEE 754 bits)` ·
 /// `u32 nodes` × (`short id` · `short zone` · `u32 weight` · `u8 draining`) ·
 /// `u32 retired` × `short id` · `u8 controllers` × `short id` · `u64 epoch` · `shards` × (`u8 count` · count × `short node id`).
 extension ClusterState {
@@ -12,6 +12,7 @@ extension ClusterState {
     public var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 64 + map.replicas.count * 16)
         writer.write(Self.codecVersion)
+        writer.write(origin)
         writer.write(UInt32(settings.shards))
         writer.write(UInt8(settings.replicas))
         writer.write(settings.epsilon.bitPattern)
@@ -47,6 +48,7 @@ extension ClusterState {
         var reader = ByteReader(raw)
         let version = try reader.readUInt8("version")
         guard version == codecVersion else { throw .invalid(field: "version", reason: "cluster state version \(version)") }
+        let origin = try reader.readUInt64("origin")
         let shards = Int(try reader.readUInt32("shards"))
         let replicas = Int(try reader.readUInt8("replicas"))
         let epsilon = Double(bitPattern: try reader.readUInt64("epsilon"))
@@ -85,6 +87,6 @@ extension ClusterState {
         try reader.expectEnd()
         return ClusterState(
             settings: PlacementSettings(shards: shards, replicas: replicas, epsilon: epsilon), nodes: nodes,
-            map: ShardMap(epoch: epoch, replicas: sets), retired: retired, controllers: controllers)
+            map: ShardMap(epoch: epoch, replicas: sets), retired: retired, controllers: controllers, origin: origin)
     }
 }

