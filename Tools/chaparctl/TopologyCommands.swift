@@ -124,9 +124,12 @@ enum TopologyCommands {
                 switch status {
                 case 200: return object
                 case 421:
-                    // Ask the leader it names first next time round.
+                    // Ask the leader it names first next time round; a node that knows of none
+                    // (it holds no controller seat) goes last.
                     if let leader = object["leader"] as? String, let node = cluster.nodes.first(where: { $0.id == leader }) {
                         candidates = [node.admin] + candidates.filter { $0 != node.admin }
+                    } else {
+                        candidates = candidates.filter { $0 != admin } + [admin]
                     }
                     lastProblem = "no controller leader reachable"
                 case 409: throw CommandArguments.Failure("refused: \(object["message"] as? String ?? "")")
@@ -150,15 +153,17 @@ enum TopologyCommands {
             else { return nil }
             return try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
         }
+        var fallback: [String: Any]?
         for node in cluster.nodes {
             guard let state = fetch(node.admin) else { continue }
             let leader = state["controller_leader"] as? String ?? ""
-            if leader != node.id, let admin = cluster.nodes.first(where: { $0.id == leader })?.admin, let fresh = fetch(admin) {
-                return fresh
-            }
-            return state
+            if leader == node.id { return state }
+            if let admin = cluster.nodes.first(where: { $0.id == leader })?.admin, let fresh = fetch(admin) { return fresh }
+            // A node without a controller seat knows no leader: ask the others first.
+            fallback = fallback ?? state
         }
-        throw CommandArguments.Failure("no node of cluster.json answered GET /v1/cluster")
+        guard let fallback else { throw CommandArguments.Failure("no node of cluster.json answered GET /v1/cluster") }
+        return fallback
     }
 
     /// Waits until every running node knows map `epoch`, every shard's leader runs exactly
