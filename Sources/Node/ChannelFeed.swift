@@ -62,6 +62,17 @@ final class ChannelFeed: Sendable {
     /// The highest committed offset this feed has seen.
     var head: UInt64 { state.withLock { $0.head } }
 
+    /// Records up to `offset` exist (a replica said so) though the feed does not hold them:
+    /// loops following the feed are told, and fetch what they lack. Returns the loops to
+    /// notify (0 when nothing changed).
+    func raiseHead(to offset: UInt64) -> UInt64 {
+        state.withLock { s in
+            guard offset > s.head else { return 0 }
+            s.head = offset
+            return s.interestedLoops
+        }
+    }
+
     /// The cached chunk holding `offset`, if it is still cached.
     func chunk(containing offset: UInt64) -> EncodedChunk? {
         state.withLock { s in

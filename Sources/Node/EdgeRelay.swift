@@ -118,6 +118,13 @@ final class EdgeRelay: @unchecked Sendable {  // guarded by: loop 0's thread
             switch frame {
             case .subscribed(let subscribed)?:
                 if self.channels[channel]?.nextExpected == nil { self.channels[channel]?.nextExpected = subscribed.nextOffset }
+                // The live stream starts here; what lies before it up to the replica's head
+                // is history the local subscribers fetch — tell them it exists, or one that
+                // waits for an offset just before the start would wait for the next publish.
+                if let feed = self.feeds.lookup(channel) {
+                    let mask = feed.raiseHead(to: max(subscribed.head, max(subscribed.nextOffset, 1) - 1))
+                    if mask != 0 { self.announce(feed, mask) }
+                }
             case .error(let error)?:
                 self.context.logger.warn("relay subscription refused", ["channel": channel, "node": upstream.node, "error": error.message])
                 self.loop.schedule(afterMs: 500) { [weak self] in self?.attach(channel, avoiding: upstream.node) }

@@ -1,0 +1,54 @@
+import ChaparCore
+import Consensus
+import Storage
+import Transport
+
+/// One shard replica on this node. A class: the router looks groups up on every publish,
+/// and a struct would copy the whole Raft state (retaining its log) at each lookup.
+final class ShardGroup {
+    var raft: Raft
+    /// Entries up to here reached the channel logs before the last restart.
+    let appliedFloor: UInt64
+
+    init(shard: Int, context: ShardContext, loaded: LoadedReplica?, reader: StoredEntryReader) {
+        var config = RaftConfig()
+        config.electionTicksMin = 10
+        config.heartbeatTicks = 2
+        config.entriesPerMessageMax = 1024
+        config.bytesPerMessageMax = 1 << 20
+        // Every log starts under the bootstrap configuration; the configuration entries in
+        // the log (and the stored compacted one) say how it changed since.
+        let voters = context.initialVoters(of: shard).map(ShardContext.raftId)
+        let log = (loaded?.entries ?? []).map(RaftEntry.init)
+        let hard = loaded.map {
+            HardState(term: $0.state.term, votedFor: $0.state.vote, commit: $0.state.commit, repairingUntil: $0.state.repairing)
+        }
+        appliedFloor = loaded?.state.applied ?? 0
+        if let damaged = loaded?.damaged {
+            context.logger.warn("raft log damaged; repairing from the other replicas", [
+                "shard": "\(shard)", "from": "\(damaged.from)", "until": "\(damaged.lastStored)",
+            ])
+        }
+        let seed = StableHash.hash64(context.localName + "/\(shard)") ^ UInt64(bitPattern: WallClock.nowUs())
+        let compacted = loaded?.lastApplied.map { (index: $0.index, term: $0.term) }
+        let configuration = loaded?.configuration.flatMap { stored in
+            RaftConfiguration(decodingEntry: RaftEntry(stored)).map { (configuration: $0, index: stored.index) }
+        }
+        raft = Raft(
+            id: context.localId, voters: voters, config: config, seed: seed, hardState: hard, log: log,
+            applied: loaded?.lastApplied?.index ?? 0, compacted: compacted, compactedConfiguration: configuration,
+            storage: { range in reader.read(shard: shard, range) }, repairingUntil: loaded?.damaged?.lastStored)
+    }
+}
+
+extension StoredRaftEntry {
+    init(_ entry: RaftEntry) {
+        self.init(term: entry.term, index: entry.index, kind: entry.kind.rawValue, data: entry.data)
+    }
+}
+
+extension RaftEntry {
+    init(_ stored: StoredRaftEntry) {
+        self.init(term: stored.term, index: stored.index, kind: RaftEntry.Kind(rawValue: stored.kind) ?? .normal, data: stored.data)
+    }
+}

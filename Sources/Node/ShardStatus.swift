@@ -1,0 +1,14 @@
+/// One row of `GET /v1/shards`.
+struct ShardStatus: Sendable {
+    var shard: Int
+    var replicas: [String]
+    var role: String
+    var term: UInt64
+    var leader: String
+    var commit: UInt64
+    var lastIndex: UInt64
+    var repairingUntil: UInt64?
+    /// The group's configuration as this replica knows it.
+    var voters: [String] = []
+    var learners: [String] = []
+}
