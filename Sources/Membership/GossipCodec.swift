@@ -110,7 +110,7 @@ extension GossipMessage {
         case .alive(let info, let incarnation):
             w.write(UInt8(5)); w.write(incarnation)
             text(info.id); text(info.gossip); text(info.client); text(info.peer); text(info.admin); text(info.zone)
-            w.write(info.weight); w.write(UInt8(info.draining ? 1 : 0)); w.write(info.mapEpoch)
+            w.write(info.weight); w.write(UInt8(info.draining ? 1 : 0)); w.write(info.mapEpoch); w.write(info.origin)
         case .suspect(let id, let incarnation, let from):
             w.write(UInt8(6)); text(id); w.write(incarnation); text(from)
         case .dead(let id, let incarnation, let from):
@@ -136,7 +136,8 @@ extension GossipMessage {
             let info = MemberInfo(
                 id: try text("id"), gossip: try text("gossip"), client: try text("client"), peer: try text("peer"),
                 admin: try text("admin"), zone: try text("zone"), weight: try r.readUInt16("weight"),
-                draining: try r.readUInt8("flags") & 1 != 0, mapEpoch: try r.readUInt64("map_epoch"))
+                draining: try r.readUInt8("flags") & 1 != 0, mapEpoch: try r.readUInt64("map_epoch"),
+                origin: try r.readUInt64("origin"))
             return .alive(info, incarnation: incarnation)
         case 6: return .suspect(id: try text("id"), incarnation: try r.readUInt64("incarnation"), from: try text("from"))
         case 7: return .dead(id: try text("id"), incarnation: try r.readUInt64("incarnation"), from: try text("from"))

@@ -32,11 +32,15 @@ public struct MemberInfo: Equatable, Hashable, Sendable {
     public var draining: Bool
     /// The newest shard-map epoch the member holds.
     public var mapEpoch: UInt64
+    /// Fingerprint of the clustered bootstrap the member was started with (shards,
+    /// replicas, founders); 0 when it does not run clustered.
+    public var origin: UInt64
 
     public init(
         id: String, gossip: String, client: String = "", peer: String = "", admin: String = "", zone: String = "",
-        weight: UInt16 = 1, draining: Bool = false, mapEpoch: UInt64 = 0
+        weight: UInt16 = 1, draining: Bool = false, mapEpoch: UInt64 = 0, origin: UInt64 = 0
     ) {
+        self.origin = origin
         self.id = id
         self.gossip = gossip
         self.client = client

@@ -24,7 +24,7 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
 
     init(
         loop: EventLoop, logger: Logger, config: NodeConfig, clientAddress: String, adminAddress: String,
-        peerAddress: String = "", mapEpoch: UInt64 = 0, dataDirectory: String
+        peerAddress: String = "", mapEpoch: UInt64 = 0, origin: UInt64 = 0, dataDirectory: String
     ) throws {
         self.loop = loop
         self.logger = logger
@@ -43,7 +43,8 @@ final class GossipService: @unchecked Sendable {  // every stored property guard
         self.listener = listener
         let info = MemberInfo(
             id: config.nodeId, gossip: udp.address.description, client: clientAddress, peer: peerAddress,
-            admin: adminAddress, zone: config.membership.zone, weight: UInt16(config.membership.weight), mapEpoch: mapEpoch)
+            admin: adminAddress, zone: config.membership.zone, weight: UInt16(config.membership.weight), mapEpoch: mapEpoch,
+            origin: origin)
         machine = Membership(
             local: info, incarnation: previous + 1, seed: UInt64(truncatingIfNeeded: WallClock.nowUs()), now: Self.now())
         persist(previous + 1)

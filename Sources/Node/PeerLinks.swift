@@ -57,8 +57,11 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
 
     private func dialMissing() {
         let members = members()
-        context.setMembers(members)
-        for member in members where member.id > context.localName && links[member.id] == nil && !dialing.contains(member.id) {
+        if let reason = context.setMembers(members) {
+            context.logger.error("node configuration does not match the cluster; stopping", ["reason": reason])
+            fatalError(reason)
+        }
+        for member in context.members.values where member.id > context.localName && links[member.id] == nil && !dialing.contains(member.id) {
             guard let target = try? SocketAddress(parsing: member.peer) else { continue }
             let node = member.id
             dialing.insert(node)

@@ -167,7 +167,7 @@ public final class RelayNode: Sendable {
                         (cluster.gossip?.machine.view ?? []).filter { $0.status <= .suspect && !$0.info.peer.isEmpty }.map {
                             PeerMember(
                                 id: $0.id, peer: $0.info.peer, zone: $0.info.zone, weight: Int($0.info.weight),
-                                mapEpoch: $0.info.mapEpoch)
+                                mapEpoch: $0.info.mapEpoch, origin: $0.info.origin)
                         }
                     }
                     links.links = peerLinks
@@ -214,7 +214,8 @@ public final class RelayNode: Sendable {
                 do {
                     cluster.gossip = try GossipService(
                         loop: group.loops[0], logger: logger, config: config, clientAddress: clientAddress, adminAddress: boundAdmin,
-                        peerAddress: boundPeer, mapEpoch: shardContext?.mapEpoch ?? 0, dataDirectory: config.data)
+                        peerAddress: boundPeer, mapEpoch: shardContext?.mapEpoch ?? 0,
+                        origin: shardContext?.bootstrapState.origin ?? 0, dataDirectory: config.data)
                     return .success(true)
                 } catch { return .failure(ErrorBox(description: "\(error)")) }
             }

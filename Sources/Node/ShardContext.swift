@@ -38,6 +38,8 @@ final class ShardContext: Sendable {
         var names: [UInt64: String] = [:]
         var hosted: Set<Int> = []
         var members: [String: PeerMember] = [:]
+        /// Members started with another bootstrap: never linked, registered or trusted.
+        var foreign: Set<String> = []
         var connected: Set<String> = []
     }
     private let view: Mutex<View>
@@ -103,7 +105,9 @@ final class ShardContext: Sendable {
 
     func learn(_ name: String) { view.withLock { $0.names[Self.raftId(name)] = name } }
 
-    func knows(_ name: String) -> Bool { view.withLock { $0.names[Self.raftId(name)] == name || $0.members[name] != nil } }
+    func knows(_ name: String) -> Bool {
+        view.withLock { !$0.foreign.contains(name) && ($0.names[Self.raftId(name)] == name || $0.members[name] != nil) }
+    }
 
     // MARK: Hosted shards (the replication thread writes, sessions read)
 
@@ -113,12 +117,31 @@ final class ShardContext: Sendable {
 
     // MARK: Members (loop 0 writes from the gossip view)
 
-    func setMembers(_ members: [PeerMember]) {
-        view.withLock { view in
-            view.members = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-            for member in members { view.names[Self.raftId(member.id)] = member.id }
+    /// Takes the live members gossip shows. Those started with another bootstrap are set
+    /// apart (and reported once each). Returns a reason to stop when this node is the one
+    /// that disagrees: it holds nothing yet and the others outnumber those like it.
+    func setMembers(_ members: [PeerMember]) -> String? {
+        let origin = bootstrapState.origin
+        let (same, other) = (members.filter { $0.origin == origin }, members.filter { $0.origin != origin })
+        let newlyForeign = view.withLock { view -> [PeerMember] in
+            view.members = Dictionary(same.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+            for member in same { view.names[Self.raftId(member.id)] = member.id }
+            let fresh = other.filter { !view.foreign.contains($0.id) }
+            view.foreign.formUnion(other.map(\.id))
+            return fresh
         }
+        for member in newlyForeign {
+            logger.error("member started with another cluster bootstrap (--shards, --replicas, --bootstrap); ignored", [
+                "member": member.id,
+            ])
+        }
+        let holdsNothing = mapEpoch == 1 && hostedCount == 0
+        guard holdsNothing, other.count > same.filter({ $0.id != localName }).count + 1 else { return nil }
+        return "\(other.count) members were started with another cluster bootstrap than this node's "
+            + "--shards \(shardCount) --replicas \(bootstrapState.settings.replicas) --bootstrap; start it with the cluster's values"
     }
+
+    func isForeign(_ node: String) -> Bool { view.withLock { $0.foreign.contains(node) } }
 
     var members: [String: PeerMember] { view.withLock { $0.members } }
 
@@ -136,4 +159,5 @@ struct PeerMember: Equatable, Sendable {
     var zone: String
     var weight: Int
     var mapEpoch: UInt64
+    var origin: UInt64
 }

@@ -21,7 +21,7 @@ let everyMessage: [GossipMessage] = [
     .pingRequest(sequence: 8, target: "c", targetAddress: "127.0.0.3:7946", requester: "a", requesterAddress: "127.0.0.1:7946"),
     .nack(sequence: 8, from: "d"),
     .alive(MemberInfo(id: "e", gossip: "127.0.0.5:7946", client: "127.0.0.5:4600", peer: "127.0.0.5:4700",
-                      admin: "127.0.0.5:4800", zone: "teh-1", weight: 3, draining: true, mapEpoch: 99), incarnation: 12),
+                      admin: "127.0.0.5:4800", zone: "teh-1", weight: 3, draining: true, mapEpoch: 99, origin: 7), incarnation: 12),
     .suspect(id: "f", incarnation: 3, from: "a"),
     .dead(id: "f", incarnation: 3, from: "b"),
     .left(id: "g", incarnation: 5),
