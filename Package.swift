@@ -77,6 +77,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport"], swiftSettings: strict),
         .testTarget(name: "LoadSimTests", dependencies: ["LoadSim", "ChaparCore", "Wire"], swiftSettings: strict),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Storage"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["Auth", "ChaparCore", "Client", "Wire", "Transport", "chapard", "chaparctl", "chapar-loadsim"],
