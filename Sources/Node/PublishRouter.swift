@@ -48,8 +48,12 @@ final class PublishRouter {  // guarded by: the replication thread
     private var forwarded: [UInt64: Forwarded] = [:]
     private var leaderHints: [Int: String] = [:]
 
-    /// The last leader a replica named for a shard this node does not hold.
-    func leaderHint(_ shard: Int) -> String? { leaderHints[shard] }
+    /// Where to send a request about a shard this node does not hold: the last leader a
+    /// replica named while it is reachable, else any connected replica (which knows more).
+    func bestReplica(_ shard: Int) -> String? {
+        leaderHints[shard].flatMap { context.isConnected($0) ? $0 : nil }
+            ?? context.replicas(of: shard).first { context.isConnected($0) }
+    }
     private var nextRequest: UInt64 = 1
     private var settled: [(context: PublishTicket, outcome: AppendOutcome)] = []
     /// A publish bounced between nodes more often than this is refused: leadership is moving.
@@ -84,8 +88,7 @@ final class PublishRouter {  // guarded by: the replication thread
         } else {
             // Not a replica: the last leader we heard of while it is reachable, else any
             // connected replica (which answers with a hint).
-            leaderNode = leaderHints[shard].flatMap { context.isConnected($0) ? $0 : nil }
-                ?? context.replicas(of: shard).first { context.isConnected($0) }
+            leaderNode = bestReplica(shard)
         }
         switch origin {
         case .remote(let node, let request):

@@ -27,9 +27,7 @@ extension ShardHost {
             return startRead(shard: shard, now: now) { [unowned self] index in reply(index.map { _ in self.store.head(of: channel) }) }
         }
         // The shard's leader if known (it answers without a round trip to another node).
-        let replicas = context.target(of: shard).filter { context.isConnected($0) }
-        let hinted = router.leaderHint(shard).flatMap { replicas.contains($0) ? $0 : nil }
-        guard let node = hinted ?? replicas.first else { return reply(nil) }
+        guard let node = router.bestReplica(shard) else { return reply(nil) }
         let request = nextHeadRequest
         nextHeadRequest += 1
         pendingHeads[request] = (now + Self.readWaitMs, reply)

@@ -1,3 +1,4 @@
+import Foundation
 import Transport
 #if canImport(Glibc)
 import Glibc
@@ -41,4 +42,12 @@ func httpRequest(
     let statusLine = String(decoding: response[..<split.lowerBound], as: UTF8.self).split(separator: " ")
     let status = statusLine.count > 1 ? Int(statusLine[1]) ?? 0 : 0
     return (status, Array(response[split.upperBound...]))
+}
+
+/// GET `path` on an admin address and parse the JSON body; nil when unreachable, not 200
+/// or not JSON of type `T`.
+func fetchJSON<T>(_ admin: String, _ path: String, as type: T.Type = [String: Any].self) -> T? {
+    guard let address = try? SocketAddress(parsing: admin), let (status, body) = try? httpGet(address, path), status == 200
+    else { return nil }
+    return (try? JSONSerialization.jsonObject(with: Data(body))) as? T
 }

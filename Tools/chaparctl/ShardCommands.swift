@@ -37,9 +37,7 @@ enum ShardCommands {
     static func rows(_ admins: [String]) -> [String: [ShardRow]] {
         var result: [String: [ShardRow]] = [:]
         for admin in admins {
-            guard let address = try? SocketAddress(parsing: admin), let (status, body) = try? httpGet(address, "/v1/shards"),
-                  status == 200, let array = try? JSONSerialization.jsonObject(with: Data(body)) as? [[String: Any]]
-            else { continue }
+            guard let array = fetchJSON(admin, "/v1/shards", as: [[String: Any]].self) else { continue }
             result[admin] = array.map { object in
                 ShardRow(
                     shard: (object["shard"] as? NSNumber)?.intValue ?? -1, replicas: object["replicas"] as? [String] ?? [],

@@ -147,12 +147,7 @@ enum TopologyCommands {
     /// The controller's state, from its leader when one is known (it answered the last
     /// command only after applying it), else as the first reachable node knows it.
     static func status(_ cluster: ClusterCommands.ClusterFile) throws -> [String: Any] {
-        func fetch(_ admin: String) -> [String: Any]? {
-            guard let address = try? SocketAddress(parsing: admin), let (status, body) = try? httpGet(address, "/v1/cluster"),
-                  status == 200
-            else { return nil }
-            return try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
-        }
+        func fetch(_ admin: String) -> [String: Any]? { fetchJSON(admin, "/v1/cluster") }
         var fallback: [String: Any]?
         for node in cluster.nodes {
             guard let state = fetch(node.admin) else { continue }
@@ -186,30 +181,24 @@ enum TopologyCommands {
     /// Shards whose leader's configuration differs from the map (or with no leader), or
     /// that a node outside the map still holds; -1 while some node has an older map.
     static func unsettledShards(_ admins: [String], epoch: Int) -> Int {
-        var leaders: [Int: [String: Any]] = [:]
-        var stale: Set<Int> = []
+        var nodes: [String: String] = [:]  // admin address → node id
         var shardCount = 0
         for admin in admins {
-            guard let address = try? SocketAddress(parsing: admin) else { continue }
-            guard let (status, body) = try? httpGet(address, "/v1/cluster"), status == 200,
-                  let state = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-                  (state["epoch"] as? NSNumber)?.intValue ?? 0 >= epoch
-            else { return -1 }
+            guard let state = fetchJSON(admin, "/v1/cluster"), (state["epoch"] as? NSNumber)?.intValue ?? 0 >= epoch else { return -1 }
             shardCount = (state["shards"] as? NSNumber)?.intValue ?? 0
-            let node = state["node"] as? String ?? ""
-            guard let (shardStatus, rows) = try? httpGet(address, "/v1/shards"), shardStatus == 200,
-                  let array = try? JSONSerialization.jsonObject(with: Data(rows)) as? [[String: Any]]
-            else { continue }
-            for row in array {
-                let shard = (row["shard"] as? NSNumber)?.intValue ?? -1
-                if row["role"] as? String == "leader" { leaders[shard] = row }
-                if !(row["replicas"] as? [String] ?? []).contains(node) { stale.insert(shard) }
+            nodes[admin] = state["node"] as? String ?? ""
+        }
+        var leaders: [Int: ShardCommands.ShardRow] = [:]
+        var stale: Set<Int> = []
+        for (admin, rows) in ShardCommands.rows(admins) {
+            for row in rows {
+                if row.role == "leader" { leaders[row.shard] = row }
+                if !row.replicas.contains(nodes[admin] ?? "") { stale.insert(row.shard) }
             }
         }
         return (0..<shardCount).filter { shard in
             guard let row = leaders[shard], !stale.contains(shard) else { return true }
-            let voters = Set(row["voters"] as? [String] ?? [])
-            return voters != Set(row["replicas"] as? [String] ?? []) || !(row["learners"] as? [String] ?? []).isEmpty
+            return Set(row.voters) != Set(row.replicas) || !row.learners.isEmpty
         }.count
     }
 
@@ -218,9 +207,7 @@ enum TopologyCommands {
         let leader = try status(cluster)["controller_leader"] as? String ?? ""
         let admins = cluster.nodes.filter { $0.id == leader }.map(\.admin) + cluster.nodes.filter { $0.id != leader }.map(\.admin)
         for admin in admins {
-            guard let address = try? SocketAddress(parsing: admin), let (status, body) = try? httpGet(address, "/v1/cluster/plan"),
-                  status == 200, let plan = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
-            else { continue }
+            guard let plan = fetchJSON(admin, "/v1/cluster/plan") else { continue }
             let moves = plan["moves"] as? [[String: Any]] ?? []
             emit("\(moves.count) move(s) from map epoch \(plan["epoch"] ?? "?") (nothing changes until `cluster rebalance`)")
             ClusterCommands.printTable(moves.map { ["\($0["shard"] ?? "")", $0["from"] as? String ?? "-", $0["to"] as? String ?? ""] },
