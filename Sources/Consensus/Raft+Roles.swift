@@ -37,6 +37,7 @@ extension Raft {
         // Reads that were not confirmed are dropped: the caller retries with the new leader.
         pendingReads = []
         readAcks = [:]
+        snapshotting = [:]
         resetElection()
     }
 
@@ -74,7 +75,14 @@ extension Raft {
     }
 
     mutating func sendAppend(to peer: UInt64) {
+        guard snapshotting[peer] == nil else { return }
         let next = nextIndex[peer] ?? lastIndex + 1
+        if next <= snapshotIndex {
+            // What it needs is gone from storage: it gets the state machine instead.
+            snapshotting[peer] = (config.snapshotTicksMax, nil)
+            snapshotsWanted.append(peer)
+            return
+        }
         let prevIndex = next - 1
         let upper = min(lastIndex, prevIndex + UInt64(config.entriesPerMessageMax))
         var entries = entries(prevIndex + 1, upper)
@@ -146,6 +154,9 @@ extension Raft {
         var ready = RaftReady(hardState: hard != lastHardState ? hard : nil, entries: [], messages: outbox, committed: [])
         ready.reads = confirmedReads
         confirmedReads = []
+        ready.snapshot = pendingInstall
+        ready.snapshotsWanted = snapshotsWanted
+        snapshotsWanted = []
         if let from = unstableFrom, from <= lastIndex { ready.entries = Array(log[Int(from - logOffset - 1)...]) }
         if commit > applied { ready.committed = Array(log[Int(applied - logOffset)..<Int(commit - logOffset)]) }
         outbox = []
@@ -155,6 +166,7 @@ extension Raft {
     /// The shell persisted, sent and applied `ready`.
     public mutating func advance(_ ready: RaftReady) {
         if let hard = ready.hardState { lastHardState = hard }
+        if ready.snapshot != nil && ready.snapshot == pendingInstall { pendingInstall = nil }
         if let last = ready.entries.last, let from = unstableFrom, last.index >= from { unstableFrom = nil }
         if let last = ready.committed.last { applied = max(applied, last.index) }
     }

@@ -29,6 +29,17 @@ public struct Raft: Sendable {
     public internal(set) var log: [RaftEntry] = []
     public internal(set) var logOffset: UInt64 = 0
     var offsetTerm: UInt64 = 0
+    /// Entries up to here are gone from storage too (captured by a snapshot of the state
+    /// machine): a follower that needs one of them is sent a snapshot instead.
+    public internal(set) var snapshotIndex: UInt64 = 0
+    var snapshotTerm: UInt64 = 0
+    /// Followers being sent a snapshot: ticks left before giving up, and the snapshot's
+    /// index once the shell produced it. No appends go to them meanwhile.
+    var snapshotting: [UInt64: (ticksLeft: Int, index: UInt64?)] = [:]
+    /// Followers that need a snapshot, handed to the shell by ready().
+    var snapshotsWanted: [UInt64] = []
+    /// A snapshot this follower accepted, to be installed by the shell (ready()).
+    var pendingInstall: RaftSnapshotMeta?
     /// Reads persisted entries `range` (all of them, in order). Needed once the log is
     /// compacted; the shell backs it with its store, the simulator with its disk model.
     public var storage: (@Sendable (ClosedRange<UInt64>) -> [RaftEntry])?
@@ -69,6 +80,7 @@ public struct Raft: Sendable {
                 hardState: HardState? = nil, log: [RaftEntry] = [], applied: UInt64 = 0,
                 compacted: (index: UInt64, term: UInt64)? = nil,
                 compactedConfiguration: (configuration: RaftConfiguration, index: UInt64)? = nil,
+                trimmed: (index: UInt64, term: UInt64)? = nil,
                 storage: (@Sendable (ClosedRange<UInt64>) -> [RaftEntry])? = nil, repairingUntil: UInt64? = nil) {
         self.id = id
         self.baseConfiguration = compactedConfiguration?.configuration ?? RaftConfiguration(voters: Set(voters))
@@ -80,6 +92,9 @@ public struct Raft: Sendable {
         logOffset = compacted?.index ?? 0
         self.repairingUntil = repairingUntil
         offsetTerm = compacted?.term ?? 0
+        snapshotIndex = trimmed?.index ?? 0
+        snapshotTerm = trimmed?.term ?? 0
+        precondition(snapshotIndex <= logOffset, "a trimmed log is compacted at least as far")
         self.log = log
         for (position, entry) in log.enumerated() {
             precondition(entry.index == logOffset + UInt64(position + 1), "log indices are dense after the compacted prefix")
@@ -125,7 +140,7 @@ public struct Raft: Sendable {
 
     /// The entry at `index`, from memory or (compacted) from storage.
     public func entry(at index: UInt64) -> RaftEntry? {
-        guard index >= 1, index <= lastIndex else { return nil }
+        guard index > snapshotIndex, index <= lastIndex else { return nil }
         if index > logOffset { return log[Int(index - logOffset - 1)] }
         return storage?(index...index).first
     }
@@ -134,7 +149,7 @@ public struct Raft: Sendable {
     /// its part (a damaged disk), only the entries before the gap come back: nothing after a
     /// gap is ever sent, and the shell repairs the replica.
     public func entries(_ lower: UInt64, _ upper: UInt64) -> [RaftEntry] {
-        guard lower <= upper else { return [] }
+        guard lower <= upper, lower > snapshotIndex else { return [] }
         var result: [RaftEntry] = []
         if lower <= logOffset {
             let stored = storage?(lower...min(upper, logOffset)) ?? []
@@ -173,6 +188,7 @@ public struct Raft: Sendable {
         if index == 0 || index > lastIndex { return 0 }
         if index > logOffset { return log[Int(index - logOffset - 1)].term }
         if index == logOffset { return offsetTerm }
+        if index == snapshotIndex { return snapshotTerm }
         return entry(at: index)?.term ?? 0
     }
     var quorum: Int { voters.count / 2 + 1 }
@@ -190,6 +206,7 @@ public struct Raft: Sendable {
 
     public mutating func tick() {
         if role == .leader {
+            tickSnapshots()
             if transferTarget != nil {
                 transferTicksLeft -= 1
                 if transferTicksLeft <= 0 { transferTarget = nil }  // the target never caught up
@@ -197,7 +214,11 @@ public struct Raft: Sendable {
             heartbeatElapsed += 1
             if heartbeatElapsed >= config.heartbeatTicks {
                 heartbeatElapsed = 0
-                for peer in replicationTargets { sendAppend(to: peer) }
+                for peer in replicationTargets {
+                    // A follower receiving a snapshot gets no appends; this keeps its timer
+                    // reset (round 0 confirms no read).
+                    if snapshotting[peer] != nil { send(.readConfirm(term: term, round: 0), to: peer) } else { sendAppend(to: peer) }
+                }
                 // Confirmations may be lost: ask again, for the newest round (it covers the older).
                 if !pendingReads.isEmpty {
                     for peer in voters where peer != id { send(.readConfirm(term: term, round: readRound), to: peer) }
@@ -293,7 +314,12 @@ public struct Raft: Sendable {
         }
         // Raft §5.1: a higher term makes us a follower of it; a lower one is stale.
         if message.term > term {
-            let leaderOfTerm: UInt64? = { if case .append = message { return from }; return nil }()
+            let leaderOfTerm: UInt64? = {
+                switch message {
+                case .append, .snapshot: return from
+                default: return nil
+                }
+            }()
             becomeFollower(term: message.term, leader: leaderOfTerm)
         } else if message.term < term {
             if case .append = message { send(.appendResponse(term: term, success: false, match: 0), to: from) }
@@ -328,8 +354,18 @@ public struct Raft: Sendable {
         case .readConfirmResponse(_, let round):
             guard role == .leader else { return }
             confirmReads(from: from, round: round)
+        case .snapshot(_, let index, let lastTerm, let configuration):
+            if role != .follower { becomeFollower(term: term, leader: from) }
+            leader = from
+            resetElection()
+            handleSnapshot(from: from, RaftSnapshotMeta(index: index, term: lastTerm, configuration: configuration))
         case .appendResponse(_, let success, let match):
             guard role == .leader else { return }
+            if let pending = snapshotting[from] {
+                // Until the snapshot is in, older answers say nothing useful.
+                guard success, let sent = pending.index, match >= sent else { return }
+                snapshotting[from] = nil
+            }
             if success {
                 matchIndex[from] = max(matchIndex[from] ?? 0, match)
                 nextIndex[from] = max(nextIndex[from] ?? 1, match + 1)

@@ -10,8 +10,10 @@ public enum RaftCodec {
 
     enum Tag: UInt8 {
         case preVote = 1, preVoteResponse, requestVote, voteResponse, append, appendResponse, timeoutNow, readConfirm,
-             readConfirmResponse
+             readConfirmResponse, snapshot
     }
+    /// Members listed in a snapshot's configuration, at most.
+    static let configurationMembersMax = 4096
 
     public static func encode(_ envelope: RaftEnvelope, into writer: inout ByteWriter) {
         writer.write(envelope.from)
@@ -44,6 +46,9 @@ public enum RaftCodec {
             writer.write(Tag.readConfirm.rawValue); writer.write(term); writer.write(round)
         case .readConfirmResponse(let term, let round):
             writer.write(Tag.readConfirmResponse.rawValue); writer.write(term); writer.write(round)
+        case .snapshot(let term, let index, let lastTerm, let configuration):
+            writer.write(Tag.snapshot.rawValue); writer.write(term); writer.write(index); writer.write(lastTerm)
+            writer.writeMediumBytes(configuration.encoded)
         }
     }
 
@@ -91,6 +96,14 @@ public enum RaftCodec {
             message = .readConfirm(term: term, round: try reader.readUInt64("round"))
         case .readConfirmResponse:
             message = .readConfirmResponse(term: term, round: try reader.readUInt64("round"))
+        case .snapshot:
+            let index = try reader.readUInt64("snapshot index")
+            let lastTerm = try reader.readUInt64("snapshot term")
+            let bytes = try reader.readMediumBytes("configuration", max: 9 * configurationMembersMax)
+            guard let configuration = RaftConfiguration(decoding: bytes), !configuration.voters.isEmpty else {
+                throw .invalid(field: "configuration", reason: "malformed or without voters")
+            }
+            message = .snapshot(term: term, index: index, lastTerm: lastTerm, configuration: configuration)
         }
         return RaftEnvelope(from: from, to: to, message: message)
     }

@@ -28,7 +28,7 @@ public struct RaftConfiguration: Equatable, Sendable {
         self.learners = learners
     }
 
-    var encoded: [UInt8] {
+    public var encoded: [UInt8] {
         var bytes: [UInt8] = []
         for (tag, set) in [(UInt8(1), voters), (UInt8(2), learners)] {
             for id in set.sorted() {
@@ -45,7 +45,7 @@ public struct RaftConfiguration: Equatable, Sendable {
         self.init(decoding: entry.data)
     }
 
-    init?(decoding bytes: [UInt8]) {
+    public init?(decoding bytes: [UInt8]) {
         guard bytes.count % 9 == 0 else { return nil }
         var voters: Set<UInt64> = [], learners: Set<UInt64> = []
         var position = 0
@@ -89,12 +89,16 @@ public enum RaftMessage: Equatable, Sendable {
     /// before `round`; answered with the same round.
     case readConfirm(term: UInt64, round: UInt64)
     case readConfirmResponse(term: UInt64, round: UInt64)
+    /// The leader's state machine as of `index` (whose entry has `lastTerm`), for a
+    /// follower that needs entries the leader no longer stores (Raft §7). The data itself
+    /// travels beside the message, before it; the follower answers with `appendResponse`.
+    case snapshot(term: UInt64, index: UInt64, lastTerm: UInt64, configuration: RaftConfiguration)
 
     public var term: UInt64 {
         switch self {
         case .preVote(let term, _, _), .preVoteResponse(let term, _), .requestVote(let term, _, _),
              .voteResponse(let term, _), .append(let term, _, _, _, _), .appendResponse(let term, _, _),
-             .timeoutNow(let term), .readConfirm(let term, _), .readConfirmResponse(let term, _):
+             .timeoutNow(let term), .readConfirm(let term, _), .readConfirmResponse(let term, _), .snapshot(let term, _, _, _):
             term
         }
     }
@@ -129,8 +133,24 @@ public struct HardState: Equatable, Sendable {
     }
 }
 
+/// What a snapshot stands for: the state machine after applying entries through `index`
+/// (whose term is `term`), and the configuration in force there.
+public struct RaftSnapshotMeta: Equatable, Sendable {
+    public var index: UInt64
+    public var term: UInt64
+    public var configuration: RaftConfiguration
+
+    public init(index: UInt64, term: UInt64, configuration: RaftConfiguration) {
+        self.index = index
+        self.term = term
+        self.configuration = configuration
+    }
+}
+
 /// The etcd-style Ready contract. The shell MUST, in this order:
-/// 1. persist `hardState` (if set) and `entries` (replacing any stored entries from the
+/// 1. install `snapshot` (if set: the state machine becomes the snapshot received for
+///    it, the stored log is emptied and starts after its index), then persist
+///    `hardState` (if set) and `entries` (replacing any stored entries from the
 ///    first one's index on) — durably, before anything below;
 /// 2. send `messages`;
 /// 3. apply `committed` to the state machine, in order;
@@ -143,8 +163,15 @@ public struct RaftReady: Equatable, Sendable {
     /// Confirmed read indexes: once the state machine has applied `index`, a read for
     /// `context` sees every write committed before the read was asked for.
     public var reads: [ReadState] = []
+    public var snapshot: RaftSnapshotMeta?
+    /// Followers that need a snapshot: the shell produces one of its state machine (at its
+    /// applied index) and calls `sendSnapshot`, or `snapshotFailed`.
+    public var snapshotsWanted: [UInt64] = []
 
-    public var isEmpty: Bool { hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty && reads.isEmpty }
+    public var isEmpty: Bool {
+        hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty && reads.isEmpty && snapshot == nil
+            && snapshotsWanted.isEmpty
+    }
 }
 
 /// The answer to `Raft.readIndex(context:)`.
@@ -167,6 +194,8 @@ public struct RaftConfig: Equatable, Sendable {
     public var entriesPerMessageMax = 64
     /// Entry bytes per append message; a larger single entry still goes alone.
     public var bytesPerMessageMax = 1 << 20
+    /// A snapshot not acknowledged within this many ticks is given up and asked for again.
+    public var snapshotTicksMax = 3000
 
     public init() {}
 }

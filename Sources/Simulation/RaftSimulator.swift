@@ -15,10 +15,38 @@ public final class RaftSimulator {
     /// What a node persisted: read back by its Raft for compacted entries, and on restart.
     final class Disk: @unchecked Sendable {  // used on the simulator's thread only
         var hardState: HardState?
+        /// The stored entries after `base`.
         var log: [RaftEntry] = []
+        /// What the trimmed prefix of the log left: the snapshot it is captured by.
+        var base: RaftSnapshotMeta?
+        var baseIndex: UInt64 { base?.index ?? 0 }
         var applied: UInt64 = 0
+        /// The state machine: every entry applied, in order (at least `applied` of them).
+        var machine: [RaftEntry] = []
+        /// Snapshots received, by index, until installed.
+        var incoming: [UInt64: [RaftEntry]] = [:]
         /// Entries read back by the node's Raft (compacted entries a follower needed).
         var reads = 0
+
+        func stored(_ index: UInt64) -> RaftEntry? {
+            index > baseIndex && index <= baseIndex + UInt64(log.count) ? log[Int(index - baseIndex - 1)] : nil
+        }
+    }
+
+    /// Chance per processed Ready that a node deletes its stored log through its applied
+    /// index (its state machine keeps what they did); followers that need those entries
+    /// are then sent snapshots.
+    public var trimming = 0.0
+    /// Chance that producing a snapshot fails (the leader reports it and retries later).
+    public var snapshotFailures = 0.1
+    /// Snapshots sent by leaders and installed by followers, over all nodes.
+    public private(set) var snapshotsSent = 0
+    public private(set) var snapshotsInstalled = 0
+    /// Snapshot data in flight, by (sender, index): it travels beside the message.
+    var snapshotData: [SnapshotKey: [RaftEntry]] = [:]
+    struct SnapshotKey: Hashable {
+        var from: UInt64
+        var index: UInt64
     }
 
     /// Compacted entries read back from disks, over all nodes.
@@ -119,7 +147,10 @@ public final class RaftSimulator {
         let disk = nodes[id]!.disk
         disk.hardState = nil
         disk.log = []
+        disk.base = nil
         disk.applied = 0
+        disk.machine = []
+        disk.incoming = [:]
         nodes[id]!.raft = Raft(id: id, voters: initialVoters, seed: seed &* 104_729 &+ id, storage: Self.reader(disk))
     }
 
@@ -185,23 +216,23 @@ public final class RaftSimulator {
         if !disk.log.isEmpty && damaged.isEmpty && random.nextUnit() < corruption {
             damaged.insert(id)
             // Entries from a random index on fail their checksums and are dropped.
-            let stored = UInt64(disk.log.count)
-            let first = 1 + random.next() % stored
-            disk.log.removeSubrange(Int(first - 1)...)
+            let stored = disk.baseIndex + UInt64(disk.log.count)
+            let first = disk.baseIndex + 1 + random.next() % UInt64(disk.log.count)
+            disk.log.removeSubrange(Int(first - disk.baseIndex - 1)...)
             disk.applied = min(disk.applied, first - 1)
             repairingUntil = repairDamagedLogs ? stored : nil
             repairs += 1
         }
-        let cut = random.nextUnit() < compaction ? min(disk.applied, UInt64(disk.log.count)) : 0
+        let lastStored = disk.baseIndex + UInt64(disk.log.count)
+        let compact = random.nextUnit() < compaction && min(disk.applied, lastStored) > disk.baseIndex
+        let cut = compact ? min(disk.applied, lastStored) : disk.baseIndex
+        let trimmed = disk.base.map { (index: $0.index, term: $0.term) }
         if cut > 0 {
-            let prefix = disk.log[..<Int(cut)]
-            let configurationEntry = prefix.last { $0.kind == .configuration }
-            let configuration = configurationEntry.flatMap { entry in
-                RaftConfiguration(decodingEntry: entry).map { (configuration: $0, index: entry.index) }
-            }
+            let meta = meta(disk, at: cut)
             nodes[id]!.raft = Raft(
-                id: id, voters: initialVoters, seed: seed, hardState: disk.hardState, log: Array(disk.log[Int(cut)...]),
-                applied: disk.applied, compacted: (cut, disk.log[Int(cut) - 1].term), compactedConfiguration: configuration,
+                id: id, voters: initialVoters, seed: seed, hardState: disk.hardState, log: Array(disk.log[Int(cut - disk.baseIndex)...]),
+                applied: compact ? disk.applied : 0, compacted: (cut, meta.term),
+                compactedConfiguration: (meta.configuration, meta.configurationIndex), trimmed: trimmed,
                 storage: Self.reader(disk), repairingUntil: repairingUntil)
         } else {
             nodes[id]!.raft = Raft(
@@ -210,10 +241,27 @@ public final class RaftSimulator {
         }
     }
 
+    /// The term at `index` (stored, or the base) and the configuration in force there.
+    func metaAt(_ disk: Disk, _ index: UInt64) -> RaftSnapshotMeta {
+        let meta = meta(disk, at: index)
+        return RaftSnapshotMeta(index: index, term: meta.term, configuration: meta.configuration)
+    }
+
+    func meta(_ disk: Disk, at index: UInt64) -> (term: UInt64, configuration: RaftConfiguration, configurationIndex: UInt64) {
+        let term = disk.stored(index)?.term ?? (index == disk.baseIndex ? disk.base?.term ?? 0 : 0)
+        if let entry = disk.log.last(where: { $0.index <= index && $0.kind == .configuration }),
+           let configuration = RaftConfiguration(decodingEntry: entry)
+        {
+            return (term, configuration, entry.index)
+        }
+        // Set at or before the base (or the first configuration).
+        return (term, disk.base?.configuration ?? RaftConfiguration(voters: Set(initialVoters)), disk.baseIndex)
+    }
+
     static func reader(_ disk: Disk) -> @Sendable (ClosedRange<UInt64>) -> [RaftEntry] {
         { range in
             disk.reads += range.count
-            return Array(disk.log[Int(range.lowerBound - 1)..<Int(range.upperBound)])
+            return Array(disk.log[Int(range.lowerBound - disk.baseIndex - 1)..<Int(range.upperBound - disk.baseIndex)])
         }
     }
 
@@ -231,6 +279,10 @@ public final class RaftSimulator {
             for item in due {
                 let to = item.envelope.to
                 guard var raft = nodes[to]?.raft else { continue }
+                if case .snapshot(_, let index, _, _) = item.envelope.message {
+                    // The data arrives with the message (the shell streams it first).
+                    nodes[to]!.disk.incoming[index] = snapshotData[SnapshotKey(from: item.envelope.from, index: index)]
+                }
                 raft.step(item.envelope)
                 nodes[to]!.raft = raft
                 process(to)
@@ -249,9 +301,10 @@ public final class RaftSimulator {
         let ready = raft.ready()
         if ready.isEmpty { return }
         let disk = nodes[id]!.disk
+        if let meta = ready.snapshot { install(meta, on: id) }
         if let hard = ready.hardState { disk.hardState = hard }
         if let first = ready.entries.first {
-            if first.index <= UInt64(disk.log.count) { disk.log.removeSubrange(Int(first.index - 1)...) }
+            if first.index <= disk.baseIndex + UInt64(disk.log.count) { disk.log.removeSubrange(Int(first.index - disk.baseIndex - 1)...) }
             disk.log.append(contentsOf: ready.entries)
         }
         for envelope in ready.messages {
@@ -266,6 +319,13 @@ public final class RaftSimulator {
             }
         }
         for entry in ready.committed {
+            if entry.index <= UInt64(disk.machine.count) {
+                if disk.machine[Int(entry.index - 1)] != entry { violations.append("node \(id) re-applied another entry at \(entry.index) [seed \(seed)]") }
+            } else if entry.index == UInt64(disk.machine.count) + 1 {
+                disk.machine.append(entry)
+            } else {
+                violations.append("node \(id) applied \(entry.index) after \(disk.machine.count) [seed \(seed)]")
+            }
             if let existing = applied[entry.index] {
                 if existing != entry { violations.append("node \(id) applied \(entry) at \(entry.index), others \(existing) [seed \(seed)]") }
             } else {
@@ -276,7 +336,44 @@ public final class RaftSimulator {
         raft.advance(ready)
         if let last = ready.committed.last { disk.applied = max(disk.applied, last.index) }
         if compaction > 0 && random.nextUnit() < compaction { raft.compact(through: disk.applied) }
+        // What both the disk and the Raft agree was applied (after a restart Raft re-hands
+        // entries the disk had applied before).
+        let appliedHere = min(disk.applied, raft.appliedIndex)
+        if trimming > 0 && appliedHere > disk.baseIndex && random.nextUnit() < trimming {
+            let meta = metaAt(disk, appliedHere)
+            disk.log.removeSubrange(..<Int(meta.index - disk.baseIndex))
+            disk.base = meta
+            raft.trimmed(through: meta.index, term: meta.term)
+        }
+        var sent = false
+        for peer in ready.snapshotsWanted {
+            if random.nextUnit() < snapshotFailures { raft.snapshotFailed(to: peer); continue }
+            // A snapshot of this node's own state machine, at its applied index.
+            let meta = metaAt(disk, appliedHere)
+            snapshotData[SnapshotKey(from: id, index: meta.index)] = Array(disk.machine.prefix(Int(meta.index)))
+            if raft.sendSnapshot(to: peer, meta) { snapshotsSent += 1; sent = true }
+        }
         nodes[id]!.raft = raft
+        if sent { process(id) }
+    }
+
+    /// A follower installs a snapshot it accepted: its state machine becomes the data,
+    /// its stored log starts after it. The data must match what was applied everywhere.
+    func install(_ meta: RaftSnapshotMeta, on id: UInt64) {
+        let disk = nodes[id]!.disk
+        guard let data = disk.incoming.removeValue(forKey: meta.index), data.count == Int(meta.index) else {
+            violations.append("node \(id) installs snapshot \(meta.index) without its data [seed \(seed)]")
+            return
+        }
+        for entry in data where applied[entry.index] != entry {
+            violations.append("snapshot \(meta.index) on node \(id) holds \(entry), others applied \(String(describing: applied[entry.index])) [seed \(seed)]")
+        }
+        disk.log = []
+        disk.base = meta
+        disk.applied = meta.index
+        disk.machine = data
+        disk.incoming = [:]
+        snapshotsInstalled += 1
     }
 
     func schedule(_ envelope: RaftEnvelope) {
@@ -293,8 +390,9 @@ public final class RaftSimulator {
                 violations.append("two leaders in term \(raft.term): \(other) and \(id) [seed \(seed)]")
             }
             leaders[raft.term] = id
+            let machine = nodes[id]!.disk.machine
             for (index, entry) in applied where raft.term > appliedTerm[index]!
-                && raft.entry(at: index) != entry
+                && (index <= raft.snapshotIndex ? machine[Int(index - 1)] : raft.entry(at: index)) != entry
             {
                 violations.append("leader \(id) of term \(raft.term) lacks committed \(entry) [seed \(seed)]")
             }
@@ -303,7 +401,10 @@ public final class RaftSimulator {
 
     /// Log matching (§5.3): logs that agree on an entry's term at an index agree before it.
     public func checkLogMatching() {
-        let logs = ids.compactMap { id in nodes[id]?.raft.map { $0.entries(1, $0.lastIndex) } }
+        // A trimmed prefix is read from the state machine that holds it.
+        let logs = ids.compactMap { id in
+            nodes[id]?.raft.map { Array(nodes[id]!.disk.machine.prefix(Int($0.snapshotIndex))) + $0.entries($0.snapshotIndex + 1, $0.lastIndex) }
+        }
         for a in logs {
             for b in logs {
                 let common = min(a.count, b.count)
