@@ -25,13 +25,13 @@ final class LogWriter {
     let db: Database
     var channels: [String: ChannelState] = [:]
     private var producers: [ProducerKey: ProducerState] = [:]
-    private var nextChannelId: Int64 = 1
+    var nextChannelId: Int64 = 1
 
-    private let insertMessage: Statement
+    let insertMessage: Statement
     private let insertChannel: Statement
     private let updateChannel: Statement
     private let selectProducer: Statement
-    private let upsertProducer: Statement
+    let upsertProducer: Statement
     private let begin: Statement
     private let commit: Statement
     private let rollback: Statement
@@ -182,7 +182,7 @@ final class LogWriter {
         producers.merge(staged.producers) { $1 }
     }
 
-    private func save(name: String, _ state: ChannelState) throws(StorageError) {
+    func save(name: String, _ state: ChannelState) throws(StorageError) {
         precondition(state.earliest >= 1 && state.earliest <= state.head + 1)
         if state.isNew {
             insertChannel.bind(1, state.id)

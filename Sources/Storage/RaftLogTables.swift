@@ -58,14 +58,18 @@ final class RaftLogTables {
     /// damaged, to repair itself from the others (`LoadedReplica.damaged`).
     func load(only: Int? = nil) throws(StorageError) -> [Int: LoadedReplica] {
         var replicas: [Int: LoadedReplica] = [:]
-        let states = try db.prepare("SELECT shard, term, vote, commit_index, applied, repairing FROM raft_state")
+        let states = try db.prepare(
+            "SELECT shard, term, vote, commit_index, applied, repairing, snap_idx, snap_term, snap_conf FROM raft_state")
         while try states.step() {
             if let only, Int(states.int64(0)) != only { continue }
             let vote: UInt64? = states.isNull(2) ? nil : UInt64(bitPattern: states.int64(2))
             let repairing: UInt64? = states.isNull(5) ? nil : UInt64(states.int64(5))
-            let state = StoredRaftState(
+            var state = StoredRaftState(
                 term: UInt64(states.int64(1)), vote: vote, commit: UInt64(states.int64(3)), applied: UInt64(states.int64(4)),
                 repairing: repairing)
+            state.snapshotIndex = UInt64(states.int64(6))
+            state.snapshotTerm = UInt64(states.int64(7))
+            state.snapshotConfiguration = states.isNull(8) ? nil : Array(states.blob(8))
             replicas[Int(states.int64(0))] = LoadedReplica(state: state, entries: [])
         }
         let all = try db.prepare("SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 ORDER BY idx")
@@ -74,7 +78,8 @@ final class RaftLogTables {
             var valid: [StoredRaftEntry] = []  // the tail after the applied index, plus its base
             var configuration: StoredRaftEntry?
             var baseEntry: StoredRaftEntry?
-            var expected: UInt64 = 1
+            let snapshot = replica.state.snapshotIndex
+            var expected = snapshot + 1
             var damagedFrom: UInt64?
             var lastStored: UInt64 = 0
             all.bind(1, Int64(shard))
@@ -109,7 +114,9 @@ final class RaftLogTables {
                 }
             }
             let base = min(replica.state.applied, damagedFrom.map { $0 - 1 } ?? UInt64.max)
-            if base > 0 {
+            if base > 0 && base == snapshot {
+                loaded.lastApplied = StoredRaftEntry(term: replica.state.snapshotTerm, index: base, kind: 0, data: [])
+            } else if base > 0 {
                 let stored = baseEntry == nil ? try entries(shard: shard, from: base, through: base).first : baseEntry
                 guard let entry = stored, entry.index == base else {
                     throw .corruptRecord(channel: "raft log of shard \(shard)", offset: base)
@@ -118,6 +125,10 @@ final class RaftLogTables {
             }
             if let entry = configuration, entry.index <= base { loaded.configuration = entry } else if base > 0 {
                 loaded.configuration = try newestConfiguration(shard: shard, through: base)
+            }
+            if loaded.configuration == nil, let bytes = replica.state.snapshotConfiguration {
+                // Set in the trimmed prefix: the snapshot keeps it.
+                loaded.configuration = StoredRaftEntry(term: replica.state.snapshotTerm, index: snapshot, kind: 1, data: bytes)
             }
             loaded.entries = valid.filter { $0.index > base }
             replicas[shard] = loaded
@@ -222,6 +233,57 @@ final class RaftLogTables {
     func drop(shard: Int) throws(StorageError) {
         try db.execute("DELETE FROM raft_log WHERE shard=\(shard)")
         try db.execute("DELETE FROM raft_state WHERE shard=\(shard)")
+    }
+
+    /// How far `shard` applied and where its stored log starts.
+    func state(shard: Int) throws(StorageError) -> (applied: UInt64, snapshotIndex: UInt64)? {
+        let statement = try db.prepare("SELECT applied, snap_idx FROM raft_state WHERE shard=?1")
+        statement.bind(1, Int64(shard))
+        guard try statement.step() else { return nil }
+        return (UInt64(statement.int64(0)), UInt64(statement.int64(1)))
+    }
+
+    /// The oldest entry of `shard` that a retained record's payload still lies in.
+    func oldestReferenced(shard: Int) throws(StorageError) -> UInt64? {
+        let statement = try db.prepare("SELECT min(ref_idx) FROM messages WHERE ref_shard=?1 AND ref_idx IS NOT NULL")
+        statement.bind(1, Int64(shard))
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return UInt64(statement.int64(0))
+    }
+
+    /// Inside an open transaction: deletes `shard`'s entries through `index`; the log's new
+    /// base keeps that entry's term and the configuration in force there. Returns the term.
+    func trim(shard: Int, through index: UInt64) throws(StorageError) -> UInt64 {
+        let term = try db.prepare("SELECT term FROM raft_log WHERE shard=?1 AND idx=?2")
+        term.bind(1, Int64(shard))
+        term.bind(2, Int64(index))
+        guard try term.step() else { throw .corruptRecord(channel: "raft log of shard \(shard)", offset: index) }
+        let baseTerm = UInt64(term.int64(0))
+        let configuration = try newestConfiguration(shard: shard, through: index)?.data
+        try db.execute("DELETE FROM raft_log WHERE shard=\(shard) AND idx<=\(index)")
+        let update = try db.prepare("UPDATE raft_state SET snap_idx=?2, snap_term=?3, snap_conf=coalesce(?4, snap_conf) WHERE shard=?1")
+        update.bind(1, Int64(shard))
+        update.bind(2, Int64(index))
+        update.bind(3, Int64(baseTerm))
+        if let configuration { update.bind(4, configuration) } else { update.bindNull(4) }
+        try update.run()
+        return baseTerm
+    }
+
+    /// Inside an open transaction: `shard`'s log is replaced by a snapshot through `index`
+    /// (applied there; the stored log starts after it).
+    func replaceWithSnapshot(shard: Int, index: UInt64, term: UInt64, configuration: [UInt8]) throws(StorageError) {
+        try db.execute("DELETE FROM raft_log WHERE shard=\(shard)")
+        let upsert = try db.prepare("""
+            INSERT INTO raft_state(shard, term, vote, commit_index, applied, snap_idx, snap_term, snap_conf)
+            VALUES(?1, 0, NULL, ?2, ?2, ?2, ?3, ?4)
+            ON CONFLICT(shard) DO UPDATE SET commit_index=max(commit_index, ?2), applied=?2, snap_idx=?2, snap_term=?3, snap_conf=?4
+            """)
+        upsert.bind(1, Int64(shard))
+        upsert.bind(2, Int64(index))
+        upsert.bind(3, Int64(term))
+        if configuration.isEmpty { upsert.bindNull(4) } else { upsert.bind(4, configuration) }
+        try upsert.run()
     }
 
     static func checksum(shard: Int, _ entry: StoredRaftEntry) -> UInt32 {

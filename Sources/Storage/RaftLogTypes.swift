@@ -23,6 +23,11 @@ public struct StoredRaftState: Equatable, Sendable {
     public var applied: UInt64
     /// Repairing a damaged log until a leader re-sends entries up to here (nil: healthy).
     public var repairing: UInt64?
+    /// The stored log starts after this index (trimmed, or replaced by a snapshot): its
+    /// term, and the configuration in force there (nil: the bootstrap one).
+    public var snapshotIndex: UInt64 = 0
+    public var snapshotTerm: UInt64 = 0
+    public var snapshotConfiguration: [UInt8]?
 
     public init(term: UInt64, vote: UInt64?, commit: UInt64, applied: UInt64, repairing: UInt64? = nil) {
         self.term = term
@@ -52,7 +57,8 @@ public struct LoadedReplica: Sendable {
     public var state: StoredRaftState
     /// Entries after the applied index.
     public var entries: [StoredRaftEntry]
-    /// The entry at the applied index (nil when nothing was applied).
+    /// The entry at the applied index (nil when nothing was applied; without its data when
+    /// the log was trimmed through it).
     public var lastApplied: StoredRaftEntry?
     /// The newest configuration entry at or before the applied index.
     public var configuration: StoredRaftEntry?

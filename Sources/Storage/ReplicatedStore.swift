@@ -6,8 +6,8 @@ import ChaparCore
 /// each replica applied — so a crash can never leave a record applied twice or lost,
 /// and one fsync covers all of it. Used by one thread only.
 public final class ReplicatedStore {
-    private let writer: LogWriter
-    private let tables: RaftLogTables
+    let writer: LogWriter
+    let tables: RaftLogTables
     private let begin: Statement
     private let end: Statement
     private let rollback: Statement
@@ -45,13 +45,15 @@ public final class ReplicatedStore {
     /// then the new applied indexes. Outcomes line up with `apply`. On failure nothing of
     /// it is stored and the in-memory state is unchanged.
     /// `clusterState`, when given, replaces the stored controller state (the controller's
-    /// replicas store it with the applied index that produced it).
+    /// replicas store it with the applied index that produced it). `installs` come first:
+    /// snapshots replacing replicas' state (the entries persisted after them follow them).
     public func commit(
         persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
-        now: Int64
+        installs: [SnapshotInstall] = [], now: Int64
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
         do throws(StorageError) {
             try begin.run()
+            for item in installs { try install(item) }
             for item in persist { try tables.persist(item) }
             let staged = try writer.stage(apply, now: now)
             for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
@@ -73,10 +75,16 @@ public final class ReplicatedStore {
 
     /// Stores a cluster state learned from a peer.
     public func saveLearnedClusterState(_ bytes: [UInt8]) throws(StorageError) {
+        try transaction { () throws(StorageError) in try tables.saveLearnedClusterState(bytes) }
+    }
+
+    /// Runs `body` in one transaction, rolled back if it throws.
+    func transaction<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
         do throws(StorageError) {
             try begin.run()
-            try tables.saveLearnedClusterState(bytes)
+            let result = try body()
             try end.run()
+            return result
         } catch {
             try? rollback.run()
             throw error
@@ -87,15 +95,10 @@ public final class ReplicatedStore {
     /// (`channels(name)` true) whose records it applied — or, for the controller's group
     /// (`controller`), the controller state it applied. One transaction.
     public func dropShard(_ shard: Int, controller: Bool = false, channels: (String) -> Bool) throws(StorageError) {
-        do throws(StorageError) {
-            try begin.run()
+        try transaction { () throws(StorageError) in
             try tables.drop(shard: shard)
             if controller { try tables.forgetClusterState() }
             try writer.drop(channels: writer.channels.keys.filter(channels))
-            try end.run()
-        } catch {
-            try? rollback.run()
-            throw error
         }
     }
 

@@ -55,11 +55,20 @@ enum Schema {
         if try db.scalarText("SELECT count(*) FROM pragma_table_info('raft_state') WHERE name='repairing'") == "0" {
             try db.execute("ALTER TABLE raft_state ADD COLUMN repairing INTEGER")
         }
+        // The snapshot a replica's trimmed log starts after: its index and term, and the
+        // configuration in force there (NULL: the bootstrap one).
+        if try db.scalarText("SELECT count(*) FROM pragma_table_info('raft_state') WHERE name='snap_idx'") == "0" {
+            try db.execute("ALTER TABLE raft_state ADD COLUMN snap_idx INTEGER NOT NULL DEFAULT 0")
+            try db.execute("ALTER TABLE raft_state ADD COLUMN snap_term INTEGER NOT NULL DEFAULT 0")
+            try db.execute("ALTER TABLE raft_state ADD COLUMN snap_conf BLOB")
+        }
         if try db.scalarText("SELECT count(*) FROM pragma_table_info('messages') WHERE name='ref_idx'") == "0" {
             for column in ["ref_shard", "ref_idx", "ref_skip", "bytes"] {
                 try db.execute("ALTER TABLE messages ADD COLUMN \(column) INTEGER")
             }
         }
+        // Which Raft entries retained records still point into (the oldest bounds trimming).
+        try db.execute("CREATE INDEX IF NOT EXISTS messages_ref ON messages(ref_shard, ref_idx) WHERE ref_idx IS NOT NULL")
         return db
     }
 }

@@ -1,0 +1,105 @@
+import ChaparCore
+import FoundationEssentials
+@testable import Storage
+import Testing
+
+/// Trimming a replica's stored log, and snapshots: written from one store, checked, and
+/// installed into another.
+@Suite struct ShardSnapshotTests {
+    /// Entry `index` of shard 2 carrying one publish of `text` to `channel` (a 3-byte
+    /// header before the payload, as the node's entries have).
+    func publish(_ index: UInt64, _ channel: String, _ text: String) -> (StoredRaftEntry, AppendInput) {
+        let entry = StoredRaftEntry(term: 1, index: index, kind: 0, data: [9, 9, 9] + Array(text.utf8))
+        let input = AppendInput(channel: channel, producer: ProducerStamp(id: 5, sequence: index), payload: Array(text.utf8),
+                                timestamp: 100 + Int64(index), reference: PayloadReference(shard: 2, index: index, skip: 3))
+        return (entry, input)
+    }
+
+    /// A store with entries 1…6 of shard 2 applied: `a` gets 1…3, `b` 4…6; entry 7 is a
+    /// configuration entry, stored and applied.
+    func filledStore(_ temp: TempDirectory) throws -> ReplicatedStore {
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        let items = (1...6).map { publish(UInt64($0), $0 <= 3 ? "a" : "b", "m\($0)") }
+        let configuration = StoredRaftEntry(term: 1, index: 7, kind: 1, data: [1, 0, 0, 0, 0, 0, 0, 0, 1])
+        _ = try store.commit(
+            persist: [RaftPersist(shard: 2, hardState: (term: 1, vote: nil, commit: 7, repairing: nil), entries: items.map(\.0) + [configuration])],
+            apply: items.map(\.1), appliedThrough: [2: 7], now: 1)
+        return store
+    }
+
+    @Test func trimmingStopsAtTheOldestEntryARecordStillPointsInto() throws {
+        let temp = TempDirectory("trim")
+        defer { temp.remove() }
+        do {
+            let store = try filledStore(temp)
+            #expect(try store.trim(shard: 2, upTo: 7).map(\.index) == nil, "record 1 still lies in entry 1")
+            // Retention drops channel a's records: entries 1…3 are free.
+            try store.applyRetention(RetentionRules(channels: ["a": RetentionPolicy(maxMessages: 0)]), now: 1_000)
+            let trimmed = try store.trim(shard: 2, upTo: 7)
+            #expect(trimmed?.index == 3 && trimmed?.term == 1)
+            #expect(try store.entries(shard: 2, from: 4, through: 7).count == 4)
+            #expect(try store.entries(shard: 2, from: 1, through: 3).isEmpty)
+        }
+        // Reloaded: the log starts after the trimmed prefix, nothing reads as damage.
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        let loaded = try #require(try store.load()[2])
+        #expect(loaded.damaged == nil)
+        #expect(loaded.state.snapshotIndex == 3 && loaded.state.snapshotTerm == 1)
+        #expect(loaded.lastApplied?.index == 7)
+        let reader = try DataDirectory.readerFor(temp.path)
+        #expect(try reader.read("b", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == ["m4", "m5", "m6"].map { Array($0.utf8) })
+    }
+
+    @Test func aSnapshotCarriesTheShardToAnotherStore() throws {
+        let source = TempDirectory("snap-source"), target = TempDirectory("snap-target"), files = TempDirectory("snap-files")
+        defer { [source, target, files].forEach { $0.remove() } }
+        _ = try filledStore(source)
+        try FileManager.default.createDirectory(atPath: files.path, withIntermediateDirectories: true)
+        let path = files.path + "/2-7.snapshot"
+        let header = try SnapshotProducer.write(
+            databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { $0 == "a" || $0 == "b" }, to: path)
+        #expect(header == SnapshotHeader(shard: 2, index: 7, term: 1, configuration: [1, 0, 0, 0, 0, 0, 0, 0, 1]))
+        #expect(try ReplicatedStore.verifySnapshot(path: path) == header)
+        do {
+            // The target held an older, different history of the shard.
+            let store = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
+            let (old, input) = publish(1, "a", "stale")
+            _ = try store.commit(persist: [RaftPersist(shard: 2, hardState: (term: 1, vote: nil, commit: 1, repairing: nil), entries: [old])],
+                                 apply: [input], appliedThrough: [2: 1], now: 1)
+            _ = try store.commit(
+                persist: [RaftPersist(shard: 2, hardState: (term: 2, vote: nil, commit: 7, repairing: nil), entries: [])], apply: [],
+                appliedThrough: [:], installs: [SnapshotInstall(path: path, owns: { $0 == "a" || $0 == "b" }, controller: false)], now: 2)
+            #expect(store.channelBounds() == ["a": ChannelBounds(earliest: 1, head: 3), "b": ChannelBounds(earliest: 1, head: 3)])
+            // A retried publish of a producer is still recognised after the move.
+            let retry = AppendInput(channel: "b", producer: ProducerStamp(id: 5, sequence: 6), payload: [1])
+            let (outcomes, _) = try store.commit(persist: [], apply: [retry], appliedThrough: [:], now: 3)
+            #expect(outcomes == [.duplicate(offset: 3)])
+        }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
+        let loaded = try #require(try store.load()[2])
+        #expect(loaded.state.applied == 7 && loaded.state.snapshotIndex == 7 && loaded.entries.isEmpty)
+        #expect(loaded.lastApplied?.index == 7 && loaded.lastApplied?.term == 1)
+        #expect(loaded.configuration?.data == [1, 0, 0, 0, 0, 0, 0, 0, 1])
+        let reader = try DataDirectory.readerFor(target.path)
+        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == ["m1", "m2", "m3"].map { Array($0.utf8) })
+        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.timestamp) == [101, 102, 103])
+    }
+
+    @Test func aDamagedSnapshotFileIsRefused() throws {
+        let source = TempDirectory("snap-damaged")
+        defer { source.remove() }
+        _ = try filledStore(source)
+        let path = source.path + "/2.snapshot"
+        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        var bytes = try #require(FileManager.default.contents(atPath: path))
+        for position in [bytes.count / 2, bytes.count - 1] {
+            var damaged = bytes
+            damaged[position] ^= 0x20
+            try damaged.write(to: URL(fileURLWithPath: path))
+            #expect(throws: StorageError.self) { try ReplicatedStore.verifySnapshot(path: path) }
+        }
+        bytes.removeLast(3)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: StorageError.self) { try ReplicatedStore.verifySnapshot(path: path) }
+    }
+}
