@@ -133,7 +133,7 @@ extension ShardStatus {
         .object([
             "shard": .number(Double(shard)), "replicas": .array(replicas.map { .string($0) }), "role": .string(role),
             "term": .number(Double(term)), "leader": .string(leader), "commit": .number(Double(commit)),
-            "last_index": .number(Double(lastIndex)),
+            "last_index": .number(Double(lastIndex)), "log_start": .number(Double(logStart)),
             "repairing_until": repairingUntil.map { .number(Double($0)) } ?? .null,
             "voters": .array(voters.map { .string($0) }), "learners": .array(learners.map { .string($0) }),
         ])

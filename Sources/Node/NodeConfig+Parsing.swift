@@ -8,7 +8,7 @@ extension NodeConfig {
         "data", "listen", "node-id", "loops", "durability", "retention", "outbound-bytes-max",
         "tail-cache-bytes", "tail-cache-total-bytes", "inflight-bytes-max", "hello-timeout-ms", "log-level",
         "token-secret-file", "gossip", "admin", "seeds", "zone", "weight", "cluster-id", "gossip-key-file",
-        "shards", "replicas", "bootstrap", "peer", "election-ms", "moves-max",
+        "shards", "replicas", "bootstrap", "peer", "election-ms", "moves-max", "raft-log-keep",
     ]
 
     /// Applies a JSON configuration document on top of the current values.
@@ -74,6 +74,7 @@ extension NodeConfig {
         case "peer": sharding.peer = text
         case "election-ms": sharding.electionMs = Int(try integer(100...60_000))
         case "moves-max": sharding.movesMax = Int(try integer(1...256))
+        case "raft-log-keep": sharding.raftLogKeep = Int(try integer(1...100_000_000))
         default: throw .invalid(field: key, reason: "unknown setting")
         }
     }

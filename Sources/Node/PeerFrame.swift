@@ -31,6 +31,12 @@ enum PeerFrame: Equatable {
     case channelHead(request: UInt64, channel: String)
     /// `head` is valid when `ok`; not ok: the replica could not confirm a read index.
     case channelHeadResult(request: UInt64, ok: Bool, head: UInt64)
+    /// Bytes `offset..<offset+data.count` of the snapshot file of `shard` at `index`
+    /// (`total` bytes in all), sent before the Raft snapshot message that refers to it.
+    case snapshotChunk(shard: UInt32, index: UInt64, offset: UInt64, total: UInt64, data: [UInt8])
+    /// The receiver stored `received` bytes of that snapshot; not ok: it refused it (the
+    /// sender stops and its Raft asks for a new one later).
+    case snapshotAck(shard: UInt32, index: UInt64, received: UInt64, ok: Bool)
 
     static let version: UInt8 = 1
     /// Largest frame accepted: a full Raft batch (1 MiB of entries) plus headers.
@@ -38,8 +44,11 @@ enum PeerFrame: Equatable {
 
     enum Kind: UInt8 {
         case hello = 1, raft = 2, forward = 3, forwardResult = 4, readIndex = 5, readIndexResult = 6, mapRequest = 7,
-            clusterState = 8, replicaCheck = 9, replicaCheckResult = 10, channelHead = 11, channelHeadResult = 12
+            clusterState = 8, replicaCheck = 9, replicaCheckResult = 10, channelHead = 11, channelHeadResult = 12,
+            snapshotChunk = 13, snapshotAck = 14
     }
+    /// Largest snapshot chunk (the sender uses 256 KiB).
+    static let snapshotChunkBytesMax = 1 << 20
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256)
@@ -99,6 +108,19 @@ enum PeerFrame: Equatable {
             writer.write(request)
             writer.write(UInt8(ok ? 1 : 0))
             writer.write(head)
+        case .snapshotChunk(let shard, let index, let offset, let total, let data):
+            writer.write(Kind.snapshotChunk.rawValue)
+            writer.write(shard)
+            writer.write(index)
+            writer.write(offset)
+            writer.write(total)
+            writer.writeLongBytes(data)
+        case .snapshotAck(let shard, let index, let received, let ok):
+            writer.write(Kind.snapshotAck.rawValue)
+            writer.write(shard)
+            writer.write(index)
+            writer.write(received)
+            writer.write(UInt8(ok ? 1 : 0))
         }
         var bytes = writer.finish()
         let length = UInt32(bytes.count - 4)
@@ -168,6 +190,21 @@ enum PeerFrame: Equatable {
             let ok = try reader.readUInt8("ok")
             guard ok <= 1 else { throw .invalid(field: "ok", reason: "not 0 or 1") }
             frame = .channelHeadResult(request: request, ok: ok == 1, head: try reader.readUInt64("head"))
+        case .snapshotChunk:
+            let shard = try reader.readUInt32("shard")
+            let index = try reader.readUInt64("index")
+            let offset = try reader.readUInt64("offset")
+            let total = try reader.readUInt64("total")
+            let data = try reader.readLongBytes("data", max: snapshotChunkBytesMax)
+            guard offset <= total, UInt64(data.count) <= total - offset else { throw .invalid(field: "offset", reason: "beyond the total") }
+            frame = .snapshotChunk(shard: shard, index: index, offset: offset, total: total, data: data)
+        case .snapshotAck:
+            let shard = try reader.readUInt32("shard")
+            let index = try reader.readUInt64("index")
+            let received = try reader.readUInt64("received")
+            let ok = try reader.readUInt8("ok")
+            guard ok <= 1 else { throw .invalid(field: "ok", reason: "not 0 or 1") }
+            frame = .snapshotAck(shard: shard, index: index, received: received, ok: ok == 1)
         }
         try reader.expectEnd()
         return frame

@@ -16,6 +16,8 @@ final class ShardContext: Sendable {
     let tickMs: Int64
     /// New learners this node's shard leaders feed at once (`--moves-max`).
     let movesMax: Int
+    /// Applied entries a replica keeps before trimming its log (`--raft-log-keep`).
+    let raftLogKeep: Int
     let retention: RetentionRules
     let logger: Logger
     /// How long a publish waits for its shard to have a leader before "not stored".
@@ -65,6 +67,7 @@ final class ShardContext: Sendable {
         self.view = Mutex(view)
         tickMs = Int64(sharding.electionMs / 10)
         movesMax = sharding.movesMax
+        raftLogKeep = sharding.raftLogKeep
         noLeaderWaitMs = Int64(sharding.electionMs * 5)
         retention = config.retention
         self.logger = logger

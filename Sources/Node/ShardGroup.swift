@@ -16,6 +16,8 @@ final class ShardGroup {
         config.heartbeatTicks = 2
         config.entriesPerMessageMax = 1024
         config.bytesPerMessageMax = 1 << 20
+        // A snapshot acknowledged by no answer within 30 s (ticks are electionMs / 10) is asked for again.
+        config.snapshotTicksMax = 300
         // Every log starts under the bootstrap configuration; the configuration entries in
         // the log (and the stored compacted one) say how it changed since.
         let voters = context.initialVoters(of: shard).map(ShardContext.raftId)
@@ -34,9 +36,11 @@ final class ShardGroup {
         let configuration = loaded?.configuration.flatMap { stored in
             RaftConfiguration(decodingEntry: RaftEntry(stored)).map { (configuration: $0, index: stored.index) }
         }
+        // The stored log starts after its trimmed prefix (or an installed snapshot).
+        let trimmed = loaded.flatMap { $0.state.snapshotIndex > 0 ? (index: $0.state.snapshotIndex, term: $0.state.snapshotTerm) : nil }
         raft = Raft(
             id: context.localId, voters: voters, config: config, seed: seed, hardState: hard, log: log,
-            applied: loaded?.lastApplied?.index ?? 0, compacted: compacted, compactedConfiguration: configuration,
+            applied: loaded?.lastApplied?.index ?? 0, compacted: compacted, compactedConfiguration: configuration, trimmed: trimmed,
             storage: { range in reader.read(shard: shard, range) }, repairingUntil: loaded?.damaged?.lastStored)
     }
 }

@@ -36,6 +36,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var headRequests: [(channel: String, reply: @Sendable (UInt64?) -> Void)] = []
         var remoteHeads: [(node: String, request: UInt64, channel: String)] = []
         var headResults: [(request: UInt64, head: UInt64?)] = []
+        var snapshotChunks: [(node: String, shard: Int, index: UInt64, offset: UInt64, total: UInt64, data: [UInt8])] = []
+        var snapshotAcks: [(node: String, shard: Int, index: UInt64, received: UInt64, ok: Bool)] = []
+        var snapshotsProduced: [(key: SnapshotTransfers.Key, peerId: UInt64, path: String, result: Result<SnapshotHeader, StorageError>)] = []
+        var snapshotsVerified: [(key: SnapshotTransfers.Key, index: UInt64, error: StorageError?)] = []
         var stopping = false
     }
 
@@ -81,6 +85,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     /// Channel heads this node asked a replica for (edge `latest`), by request id.
     var pendingHeads: [UInt64: (deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
     var nextHeadRequest: UInt64 = 1
+    /// Snapshots being sent and received; written and checked on `snapshotQueue`.
+    var snapshots = SnapshotTransfers()
+    let snapshotQueue = DispatchQueue(label: "chapar-snapshots")
+    private var lastTrimMs: Int64 = 0
 
     init(
         context: ShardContext, store: ReplicatedStore, controllerState: ClusterState? = nil,
@@ -113,6 +121,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         }
         publishHosted()
         refreshStatus(now: MonotonicClock.nowMs())
+        prepareSnapshotDirectory()
     }
 
     func channelBounds() -> [String: ChannelBounds] { store.channelBounds() }
@@ -146,6 +155,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             case .replicaCheckResult(_, let shard, let removed): box.replicaCheckResults.append((node, Int(shard), removed))
             case .channelHead(let request, let channel): box.remoteHeads.append((node, request, channel))
             case .channelHeadResult(let request, let ok, let head): box.headResults.append((request, ok ? head : nil))
+            case .snapshotChunk(let shard, let index, let offset, let total, let data):
+                box.snapshotChunks.append((node, Int(shard), index, offset, total, data))
+            case .snapshotAck(let shard, let index, let received, let ok):
+                box.snapshotAcks.append((node, Int(shard), index, received, ok))
             case .hello: break
             }
         }
@@ -226,9 +239,11 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             for item in taken.raft {
                 let shard = Int(item.shard)
                 guard item.envelope.to == context.localId, groups[shard] != nil else { continue }
+                if case .snapshot = item.envelope.message { routeSnapshotMessage(item); continue }
                 groups[shard]!.raft.step(item.envelope)
             }
             for node in taken.linksDown { router.linkDown(node, host: self) }
+            takeSnapshotInputs(taken)
             for shard in taken.damaged { reader.flag(shard) }
             for item in taken.results { router.resolve(request: item.request, item.result, host: self, now: now) }
             for item in taken.forwards { router.acceptForwarded(item, host: self, now: now) }
@@ -275,10 +290,17 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var appliedThrough: [Int: UInt64] = [:]
         var readies: [Int: RaftReady] = [:]
         var controllerEntries: [RaftEntry] = []
+        var installs: [SnapshotInstall] = []
+        var installing: [(shard: Int, key: SnapshotTransfers.Key, index: UInt64)] = []
         for shard in groups.keys.sorted() {
             let ready = groups[shard]!.raft.ready()
             guard !ready.isEmpty else { continue }
             readies[shard] = ready
+            if let meta = ready.snapshot {
+                let (install, key) = snapshotInstall(shard: shard, meta: meta)
+                installs.append(install)
+                installing.append((shard, key, meta.index))
+            }
             let hard = ready.hardState.map { (term: $0.term, vote: $0.votedFor, commit: $0.commit, repairing: $0.repairingUntil) }
             if hard != nil || !ready.entries.isEmpty {
                 persist.append(RaftPersist(shard: shard, hardState: hard, entries: ready.entries.map(StoredRaftEntry.init)))
@@ -322,11 +344,11 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var outcomes: [AppendOutcome] = []
         var appended: [ChannelAppend] = []
         let controller = applyController(controllerEntries)
-        if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty {
+        if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty {
             do throws(StorageError) {
                 (outcomes, appended) = try store.commit(
                     persist: persist, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
-                    now: WallClock.nowMs())
+                    installs: installs, now: WallClock.nowMs())
             } catch {
                 // Raft's promises rest on this write; a node that cannot make it must stop
                 // rather than answer as if it had.
@@ -335,6 +357,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
         }
         if let controller { adoptControllerState(controller) }
+        if !installing.isEmpty { installed(installing) }
         for (shard, messages) in late {
             for message in messages {
                 guard let node = context.name(of: message.to) else { continue }
@@ -364,6 +387,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 if entry.kind == .configuration { announceRemovals(shard: shard) }
             }
             groups[shard]!.raft.advance(ready)
+            if !ready.snapshotsWanted.isEmpty { produceSnapshots(shard: shard, for: ready.snapshotsWanted) }
             // Applied entries leave memory (they stay on disk for lagging followers).
             if groups[shard]!.raft.log.count > Self.inMemoryEntries * 2 {
                 groups[shard]!.raft.compact(through: groups[shard]!.raft.lastIndex - UInt64(Self.inMemoryEntries))
@@ -456,6 +480,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             lastReconcileMs = now
             reconcile(now: now)
         }
+        if now - lastTrimMs >= 1000 {
+            lastTrimMs = now
+            trimLogs()
+        }
         if now - lastRetentionMs >= 1000 {
             lastRetentionMs = now
             do throws(StorageError) { try store.applyRetention(context.retention, now: WallClock.nowMs()) } catch {
@@ -475,7 +503,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 shard: shard, replicas: shard < map.replicas.count ? map.replicas[shard] : context.cluster.controllers,
                 role: "\(raft.role)", term: raft.term,
                 leader: raft.leader.flatMap { context.name(of: $0) } ?? "", commit: raft.commit, lastIndex: raft.lastIndex,
-                repairingUntil: raft.repairingUntil, voters: voters, learners: learners)
+                repairingUntil: raft.repairingUntil, logStart: raft.snapshotIndex, voters: voters, learners: learners)
         }
         status.withLock { $0 = rows }
     }

@@ -8,6 +8,8 @@ struct ShardStatus: Sendable {
     var commit: UInt64
     var lastIndex: UInt64
     var repairingUntil: UInt64?
+    /// The stored log starts after this index (trimmed, or replaced by a snapshot).
+    var logStart: UInt64 = 0
     /// The group's configuration as this replica knows it.
     var voters: [String] = []
     var learners: [String] = []

@@ -16,6 +16,10 @@ public struct ShardingConfig: Equatable, Sendable {
     /// Replicas this node copies out at once as a shard leader during a rebalance (new
     /// learners catching up); the rest wait their turn, so a move does not starve clients.
     public var movesMax = 4
+    /// Applied Raft entries a replica keeps on disk for lagging followers before trimming
+    /// its log (entries that retained records point into stay until retention frees them);
+    /// a follower that needs a trimmed entry is sent a snapshot.
+    public var raftLogKeep = 1024
 
     public init() {}
 

@@ -54,3 +54,30 @@ func startTool(_ name: String, _ arguments: [String]) throws -> Process {
     try process.run()
     return process
 }
+
+func clusterStatus(_ dir: String) throws -> [String: Any] {
+    let (status, text, stderr) = try chaparctl(["cluster", "status", "--dir", dir, "--json"])
+    guard status == 0 else { throw TimedOut(description: "cluster status: \(stderr)") }
+    return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+}
+
+func replicas(of node: String, _ status: [String: Any]) -> Int {
+    let nodes = status["nodes"] as? [[String: Any]] ?? []
+    return (nodes.first { $0["id"] as? String == node }?["replicas"] as? NSNumber)?.intValue ?? -1
+}
+
+func nodeAdmin(_ dir: String, _ node: String) throws -> String { try nodeField(dir, node, "admin") }
+
+/// A field of a node's entry in DIR/cluster.json (admin, client, …).
+func nodeField(_ dir: String, _ node: String, _ field: String) throws -> String {
+    let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))
+    let file = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    let nodes = file["nodes"] as? [[String: Any]] ?? []
+    return try #require(nodes.first { $0["id"] as? String == node }?[field] as? String)
+}
+
+func shardRows(_ admin: String) throws -> [[String: Any]] {
+    let (status, body) = try httpGet(admin, "/v1/shards")
+    guard status == 200 else { return [] }
+    return try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] ?? []
+}

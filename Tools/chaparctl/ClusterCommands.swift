@@ -8,15 +8,16 @@ import Transport
 enum ClusterCommands {
     static let upUsage = """
         USAGE: chaparctl cluster up --nodes N --dir DIR [--shards S] [--replicas R] [--loops L]
-                                   [--election-ms MS] [--moves-max N] [--chapard PATH]
+                                   [--election-ms MS] [--moves-max N] [--raft-log-keep N]
+                                   [--config FILE] [--chapard PATH]
 
         Starts N nodes on loopback (node-i on 127.0.1.i, zone z1..z3, ports chosen by the
         kernel) with a fresh cluster id and gossip keyring, writes DIR/cluster.json, and
         returns once every node sees every other alive — and, with --shards, once every
         shard has a leader. With --shards S the nodes run clustered: channels hash into S
         shards, each a Raft group on R nodes (default 3, at most N). Stop them with
-        `chaparctl cluster down --dir DIR`. --loops, --election-ms and --moves-max are passed to
-        every chapard.
+        `chaparctl cluster down --dir DIR`. --loops, --election-ms, --moves-max, --raft-log-keep
+        and --config (a chapard config file, e.g. with retention) are passed to every chapard.
         """
 
     static let downUsage = """
@@ -55,7 +56,9 @@ enum ClusterCommands {
 
     static func up(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(upUsage); return 0 }
-        try arguments.rejectUnknown(["nodes", "dir", "chapard", "shards", "replicas", "loops", "election-ms", "moves-max", "help"])
+        try arguments.rejectUnknown([
+            "nodes", "dir", "chapard", "shards", "replicas", "loops", "election-ms", "moves-max", "raft-log-keep", "config", "help",
+        ])
         guard let count = try arguments.integer("nodes", in: 1...200), let dir = arguments.option("dir") else {
             throw CommandArguments.Failure("cluster up needs --nodes N and --dir DIR\n\n\(upUsage)")
         }
@@ -90,8 +93,11 @@ enum ClusterCommands {
             if let shards {
                 flags += ["--shards", "\(shards)", "--replicas", "\(replicas)", "--bootstrap", bootstrap, "--peer", "\(host):0"]
             }
-            for name in ["loops", "election-ms", "moves-max"] {
+            for name in ["loops", "election-ms", "moves-max", "raft-log-keep"] {
                 if let value = arguments.option(name) { flags += ["--\(name)", value] }
+            }
+            if let config = arguments.option("config") {
+                flags += ["--config", URL(fileURLWithPath: config).standardizedFileURL.path]
             }
             let entry = NodeEntry(id: "node-\(index)", pid: 0, client: "", peer: "", gossip: "", admin: "", data: data, args: flags)
             nodes.append(try await launch(entry, chapard: chapard, seeds: nodes.map(\.gossip)))

@@ -1,0 +1,126 @@
+import Client
+import Foundation
+import Testing
+import Transport
+
+/// Trimmed Raft logs and snapshots with real processes: replicas delete applied entries
+/// retention released (keeping the last few), and a replica that needs deleted entries —
+/// one that was down, or a new one — is caught up by a snapshot of the shard.
+@Suite(.serialized) struct SnapshotEndToEndTests {
+    static let channels = ["snap-a", "snap-b", "snap-c", "snap-d"]
+
+    /// The shards the test channels hash into.
+    func channelShards(_ dir: String) throws -> Set<Int> {
+        Set(try Self.channels.map { channel in
+            let (status, text, stderr) = try chaparctl(["channel", "info", channel, "--dir", dir, "--json"])
+            guard status == 0 else { throw TimedOut(description: "channel info: \(stderr)") }
+            let info = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+            return try #require((info["shard"] as? NSNumber)?.intValue)
+        })
+    }
+
+    /// Publishes 60 messages per channel through node-1 (sequentially, so each is its own
+    /// Raft entry), under a retention of 30 records per channel, and returns once every
+    /// `live` node has trimmed the channels' shards past index `past` of each.
+    func publishUntilTrimmed(_ dir: String, live: [String], past: [Int: Int]) async throws {
+        let client = try await ChaparClient.connect(to: SocketAddress(parsing: try nodeField(dir, "node-1", "client")), clientName: "e2e-snap")
+        defer { client.close() }
+        for round in 1...60 {
+            for channel in Self.channels { _ = try await client.publish(channel, Array("\(channel)-\(round)".utf8)) }
+        }
+        for node in live {
+            let admin = try nodeAdmin(dir, node)
+            try await waitUntilAsync("\(node) trimmed the channels' shards", seconds: 30) {
+                let rows = try shardRows(admin)
+                return past.allSatisfy { shard, index in
+                    rows.contains { ($0["shard"] as? NSNumber)?.intValue == shard && (($0["log_start"] as? NSNumber)?.intValue ?? 0) > index }
+                }
+            }
+        }
+    }
+
+    /// Every channel read on `node` from its earliest retained record: records 31…60
+    /// (once the node's own retention ran over what it applied after the snapshot).
+    func expectRetainedHistory(_ dir: String, on node: String) async throws {
+        for channel in Self.channels {
+            let expected = (31...60).map { "\($0) \(channel)-\($0)\n" }.joined()
+            var last = ""
+            do {
+                try await waitUntilAsync("\(node) serves records 31…60 of \(channel)", seconds: 15) {
+                    let (status, text, stderr) = try chaparctl(
+                        ["sub", "--dir", dir, "--node", node, channel, "--from", "earliest", "--count", "30"], seconds: 30)
+                    last = "\(status) \(text)\(stderr)"
+                    return status == 0 && text == expected
+                }
+            } catch {
+                Issue.record("\(error): \(last)")
+            }
+        }
+    }
+
+    /// The last stored index of each of `shards` on `node`.
+    func lastIndexes(_ dir: String, _ node: String, _ shards: Set<Int>) throws -> [Int: Int] {
+        var result: [Int: Int] = [:]
+        for row in try shardRows(try nodeAdmin(dir, node)) {
+            guard let shard = (row["shard"] as? NSNumber)?.intValue, shards.contains(shard) else { continue }
+            result[shard] = (row["last_index"] as? NSNumber)?.intValue ?? 0
+        }
+        return result
+    }
+
+    func retentionConfig(_ dir: String) throws -> String {
+        let path = dir + "-config.json"
+        try Data(#"{"retention": {"default": {"max-messages": 30}}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func aReplicaThatMissedTrimmedEntriesCatchesUpFromASnapshot() async throws {
+        let config = FileManager.default.temporaryDirectory.path + "/chapar-snap-restart-\(UInt32.random(in: 0...UInt32.max))"
+        let configPath = try retentionConfig(config)
+        defer { try? FileManager.default.removeItem(atPath: configPath) }
+        try await withLocalCluster("snap-restart", nodes: 3, shards: 2, extra: ["--raft-log-keep", "8", "--config", configPath]) { dir in
+            // Everything node-3 stores now will be trimmed away on the others.
+            let stored = try lastIndexes(dir, "node-3", try channelShards(dir))
+            let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-3"])
+            #expect(killed == 0)
+            try await publishUntilTrimmed(dir, live: ["node-1", "node-2"], past: stored)
+            let (restarted, _, restartErrors) = try chaparctl(["cluster", "restart", "--dir", dir, "--node", "node-3"], seconds: 60)
+            #expect(restarted == 0, "\(restartErrors)")
+            let admin1 = try nodeAdmin(dir, "node-1"), admin3 = try nodeAdmin(dir, "node-3")
+            try await waitUntilAsync("node-3 applied as far as node-1 on every shard", seconds: 60) {
+                let leaders = try shardRows(admin1), caught = try shardRows(admin3)
+                return leaders.allSatisfy { row in
+                    caught.contains { $0["shard"] as? NSNumber == row["shard"] as? NSNumber
+                        && (($0["commit"] as? NSNumber)?.intValue ?? 0) >= ((row["commit"] as? NSNumber)?.intValue ?? 0) }
+                }
+            }
+            let log = try String(contentsOfFile: dir + "/node-3/chapard.log", encoding: .utf8)
+            #expect(log.contains("snapshot installed"), "node-3 was caught up by snapshots")
+            try await expectRetainedHistory(dir, on: "node-3")
+            // It serves on: a publish through it reaches the others.
+            let (published, _, publishErrors) = try chaparctl(["pub", "--dir", dir, "--node", "node-3", "snap-a", "after"], seconds: 30)
+            #expect(published == 0, "\(publishErrors)")
+            let (status, text, _) = try chaparctl(["sub", "--dir", dir, "--node", "node-2", "snap-a", "--from", "61", "--count", "1"], seconds: 30)
+            #expect(status == 0 && text == "61 after\n", "\(text)")
+        }
+    }
+
+    @Test func aNewReplicaStartsFromASnapshot() async throws {
+        let config = FileManager.default.temporaryDirectory.path + "/chapar-snap-grow-\(UInt32.random(in: 0...UInt32.max))"
+        let configPath = try retentionConfig(config)
+        defer { try? FileManager.default.removeItem(atPath: configPath) }
+        try await withLocalCluster("snap-grow", nodes: 3, shards: 4, extra: ["--raft-log-keep", "8", "--config", configPath]) { dir in
+            // Past what a new replica could start from (entry 1).
+            let first = Dictionary(uniqueKeysWithValues: try channelShards(dir).map { ($0, 1) })
+            try await publishUntilTrimmed(dir, live: ["node-1", "node-2", "node-3"], past: first)
+            let (added, _, addErrors) = try chaparctl(["cluster", "add", "--dir", dir], seconds: 60)
+            #expect(added == 0, "\(addErrors)")
+            let (moved, moveOut, moveErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--timeout", "120"], seconds: 150)
+            #expect(moved == 0, "\(moveOut)\(moveErrors)")
+            #expect(replicas(of: "node-4", try clusterStatus(dir)) > 0)
+            let log = try String(contentsOfFile: dir + "/node-4/chapard.log", encoding: .utf8)
+            #expect(log.contains("snapshot installed"), "node-4's replicas started from snapshots")
+            try await expectRetainedHistory(dir, on: "node-4")
+        }
+    }
+}
