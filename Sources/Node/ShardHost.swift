@@ -429,7 +429,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             do throws(StorageError) {
                 let loaded = try store.load(shard: shard)
                 guard loaded?.damaged != nil else {
-                    context.logger.warn("no damaged Raft entries found; the damage is in the channel log", ["shard": "\(shard)"])
+                    resync(shard)
                     continue
                 }
                 groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded, reader: reader)
@@ -438,6 +438,24 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 fatalError("replica repair of shard \(shard) failed: \(error)")
             }
         }
+    }
+
+    /// Damage in the channel log itself (its Raft entries check out): the replica is
+    /// emptied and rebuilt by its group — the leader's log from the start, or a snapshot —
+    /// in repair mode meanwhile, as it may have acknowledged everything it had stored.
+    private func resync(_ shard: Int) {
+        guard shard != ShardContext.controllerShard, let raft = groups[shard]?.raft else { return }
+        let until = raft.lastIndex
+        context.logger.warn("channel log damaged; rebuilding the replica from the others", ["shard": "\(shard)", "until": "\(until)"])
+        let context = self.context
+        do throws(StorageError) {
+            try store.resetShard(shard, term: raft.term, vote: raft.votedFor, repairing: until, channels: { context.shard(of: $0) == shard })
+            groups[shard] = ShardGroup(shard: shard, context: context, loaded: try store.load(shard: shard), reader: reader)
+        } catch {
+            context.logger.error("replica rebuild failed; stopping", ["shard": "\(shard)", "error": error.description])
+            fatalError("rebuilding the replica of shard \(shard) failed: \(error)")
+        }
+        onShardDropped(shard)
     }
 
     /// Confirmed reads whose index this node has applied (its transaction committed).

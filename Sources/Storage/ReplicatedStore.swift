@@ -102,6 +102,17 @@ public final class ReplicatedStore {
         }
     }
 
+    /// Empties a replica — its log, channels and applied index — but keeps its term and
+    /// vote, marked as repairing until `repairing` (the last index it had stored, which it
+    /// may have acknowledged): it rejoins its group empty. One transaction.
+    public func resetShard(_ shard: Int, term: UInt64, vote: UInt64?, repairing: UInt64, channels: (String) -> Bool) throws(StorageError) {
+        try transaction { () throws(StorageError) in
+            try tables.drop(shard: shard)
+            try writer.drop(channels: writer.channels.keys.filter(channels))
+            try tables.persist(RaftPersist(shard: shard, hardState: (term: term, vote: vote, commit: 0, repairing: repairing), entries: []))
+        }
+    }
+
     /// Drops records per `rules`. Producer dedup state is kept: expiring it by each
     /// replica's own clock would let replicas disagree on whether a retry is a duplicate,
     /// and so on the offsets of everything after it.

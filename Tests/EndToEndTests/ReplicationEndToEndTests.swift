@@ -102,6 +102,22 @@ func damageRaftLog(database: String, shard: Int, from: Int, through: Int) throws
     return damage.terminationStatus
 }
 
+/// Changes the stored checksums of channel records `from…through` of a node's database
+/// (their Raft entries stay intact), through Python's sqlite3 — the node may be running.
+func damageChannelRows(database: String, from: Int, through: Int) throws -> Int32 {
+    let damage = Process()
+    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    damage.arguments = ["python3", "-c", """
+        import sqlite3, sys
+        db = sqlite3.connect(sys.argv[1], timeout=10)
+        db.execute("UPDATE messages SET crc = (crc + 1) % 4294967296 WHERE offset BETWEEN ? AND ?", (int(sys.argv[2]), int(sys.argv[3])))
+        db.commit()
+        """, database, "\(from)", "\(through)"]
+    try damage.run()
+    damage.waitUntilExit()
+    return damage.terminationStatus
+}
+
 extension NodeProcess {
     func start(seeds: String) throws {
         try start(additional: ["--seeds", seeds])
@@ -458,10 +474,23 @@ extension NodeProcess {
     /// wrong bytes), the node checks the shard, finds the damage, repairs the replica from
     /// the others, and a new subscription then reads every message.
     @Test func damageFoundByAReaderIsRepaired() async throws {
+        try await readerFindsDamage("read-damage", log: "raft log damaged") { database in
+            try damageRaftLog(database: database, shard: 0, from: 10, through: 20)
+        }
+    }
+
+    /// The same with the damage in the channel log's rows themselves (their Raft entries
+    /// intact): the node empties the replica and its group rebuilds it.
+    @Test func damagedChannelRowsAreRebuilt() async throws {
+        try await readerFindsDamage("row-damage", log: "channel log damaged") { database in
+            try damageChannelRows(database: database, from: 10, through: 20)
+        }
+    }
+
+    func readerFindsDamage(_ channel: String, log: String, damage: (String) throws -> Int32) async throws {
         let cluster = try ShardedCluster(shards: 1)
         defer { cluster.cleanUp() }
         try await cluster.start(shards: 1)
-        let channel = "read-damage"
         let leader = try await cluster.leader(of: channel)
         let follower = (leader + 1) % 3
         let writer = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[0].address), clientName: "e2e")
@@ -469,7 +498,7 @@ extension NodeProcess {
         for value in 1...50 { _ = try await writer.publish(channel, Array("m\(value)".utf8)) }
         try await waitUntilAsync("the follower holds all 50", seconds: 30) { cluster.channelHead(follower, channel) == 50 }
 
-        #expect(try damageRaftLog(database: cluster.nodes[follower].data + "/chapar.db", shard: 0, from: 10, through: 20) == 0)
+        #expect(try damage(cluster.nodes[follower].data + "/chapar.db") == 0)
 
         func readAll(_ label: String) async throws -> (count: Int, failed: Bool) {
             let reader = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[follower].address), clientName: label)
@@ -494,7 +523,7 @@ extension NodeProcess {
         let first = try await readAll("e2e-first")
         #expect(first.failed && first.count < 50, "the damaged records are refused: \(first)")
         try await waitUntilAsync("the follower finds and repairs the damage", seconds: 60) {
-            cluster.nodes[follower].log().contains("raft log damaged")
+            cluster.nodes[follower].log().contains(log)
                 && cluster.shardRows(follower).first?["repairing_until"] is NSNull
         }
         let deadline = Date().addingTimeInterval(60)
