@@ -42,7 +42,7 @@ public enum NodeCommandLine {
           --election-ms MS           Raft election timeout floor (default 1000; heartbeats every MS/5)
           --moves-max N              replicas copied out at once while rebalancing (default 4)
           --raft-log-keep N          applied Raft entries kept for lagging followers before
-                                     the log is trimmed (default 1024; behind that: snapshots)
+                                     the log is trimmed (default 64; behind that: snapshots)
           -h, --help                 show this help
 
         Retention is set in the config file: {"retention": {"default": {"max-messages": N,

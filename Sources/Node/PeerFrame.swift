@@ -214,6 +214,38 @@ enum PeerFrame: Equatable {
 struct ShardEnvelope: Equatable {
     var shard: UInt32
     var envelope: RaftEnvelope
+
+    /// An upper bound of its encoded size.
+    var encodedBytesBound: Int {
+        guard case .append(_, _, _, let entries, _) = envelope.message else { return 128 }
+        return 128 + entries.reduce(0) { $0 + 32 + $1.data.count }
+    }
+}
+
+extension PeerFrame {
+    /// Raft frames bytes, at most.
+    static let raftFrameBytesTarget = 3 << 20
+
+    /// `items` in as few RAFT frames as fit `raftFrameBytesTarget` each (one append alone
+    /// may carry up to 1 MiB of entries and every shard's may travel in one cycle, so one
+    /// frame for all of them could exceed what the receiver accepts).
+    static func raftFrames(_ items: [ShardEnvelope]) -> [PeerFrame] {
+        var frames: [PeerFrame] = []
+        var current: [ShardEnvelope] = []
+        var bytes = 0
+        for item in items {
+            let size = item.encodedBytesBound
+            if !current.isEmpty && bytes + size > raftFrameBytesTarget {
+                frames.append(.raft(current))
+                current = []
+                bytes = 0
+            }
+            current.append(item)
+            bytes += size
+        }
+        if !current.isEmpty { frames.append(.raft(current)) }
+        return frames
+    }
 }
 
 /// HELLO's body is `cluster id (short bytes)`, `node id (short bytes)`, `u64 wall ms`;

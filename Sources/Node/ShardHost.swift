@@ -486,7 +486,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         guard !outgoingRaft.isEmpty || !outgoingFrames.isEmpty else { return }
         // Raft messages of all shards for one node travel in one frame.
         var batched = outgoingFrames
-        for (node, items) in outgoingRaft { batched[node, default: []].insert(.raft(items), at: 0) }
+        for (node, items) in outgoingRaft { batched[node, default: []].insert(contentsOf: PeerFrame.raftFrames(items), at: 0) }
         outgoingRaft = [:]
         outgoingFrames = [:]
         send(batched)

@@ -19,7 +19,7 @@ public struct ShardingConfig: Equatable, Sendable {
     /// Applied Raft entries a replica keeps on disk for lagging followers before trimming
     /// its log (entries that retained records point into stay until retention frees them);
     /// a follower that needs a trimmed entry is sent a snapshot.
-    public var raftLogKeep = 1024
+    public var raftLogKeep = 64
 
     public init() {}
 
