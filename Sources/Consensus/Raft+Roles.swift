@@ -19,7 +19,7 @@ extension Raft {
         votedFor = id
         leader = nil
         votes = [id]
-        if votes.count >= quorum { becomeLeader(); return }
+        if hasQuorum(votes) { becomeLeader(); return }
         for peer in voters where peer != id {
             send(.requestVote(term: term, lastIndex: lastIndex, lastTerm: lastTerm), to: peer)
         }

@@ -193,6 +193,18 @@ public struct Raft: Sendable {
     }
     var quorum: Int { voters.count / 2 + 1 }
 
+    /// Votes from a majority of the newest configuration's voters (a candidate that is not
+    /// one of them does not count itself).
+    func hasQuorum(_ votes: Set<UInt64>) -> Bool { votes.intersection(configuration.voters).count >= quorum }
+
+    /// A voter of its newest configuration, or of the one in force at its commit index. A
+    /// node whose removal is appended but not yet committed may hold the only log that can
+    /// win an election; it campaigns, counts the new configuration's majority without
+    /// itself, and steps down once its removal commits (Raft thesis §4.2.2).
+    var mayCampaign: Bool {
+        configuration.voters.contains(id) || configuration(through: commit).0.voters.contains(id)
+    }
+
     mutating func resetElection() {
         electionElapsed = 0
         electionTimeout = config.electionTicksMin + Int(random.next() % UInt64(config.electionTicksMin))
@@ -228,9 +240,9 @@ public struct Raft: Sendable {
         }
         // Time since the leader was heard runs for everyone — a node whose log does not yet
         // list it as a voter still answers pre-votes once the leader is gone — but learners,
-        // removed servers and replicas under repair never campaign.
+        // servers whose removal they know committed, and replicas under repair never campaign.
         electionElapsed += 1
-        guard configuration.voters.contains(id), repairingUntil == nil else { return }
+        guard mayCampaign, repairingUntil == nil else { return }
         if electionElapsed >= electionTimeout { startPreVote() }
     }
 
@@ -304,7 +316,7 @@ public struct Raft: Sendable {
             guard role == .preCandidate else { return }
             if granted && responseTerm == term + 1 {
                 votes.insert(from)
-                if votes.count >= quorum { startElection() }
+                if hasQuorum(votes) { startElection() }
             } else if responseTerm > term {
                 becomeFollower(term: responseTerm, leader: nil)
             }
@@ -338,7 +350,7 @@ public struct Raft: Sendable {
         case .voteResponse(_, let granted):
             guard role == .candidate, granted else { return }
             votes.insert(from)
-            if votes.count >= quorum { becomeLeader() }
+            if hasQuorum(votes) { becomeLeader() }
         case .append(_, let prevIndex, let prevTerm, let entries, let leaderCommit):
             if role != .follower { becomeFollower(term: term, leader: from) }
             leader = from

@@ -17,6 +17,7 @@ import Testing
         .timeoutNow(term: 7),
         .readConfirm(term: 7, round: 3),
         .readConfirmResponse(term: 7, round: 3),
+        .snapshot(term: 8, index: 120, lastTerm: 7, configuration: RaftConfiguration(voters: [1, 2, 3], learners: [9])),
     ]
 
     func encode(_ message: RaftMessage) -> [UInt8] {
@@ -73,5 +74,15 @@ import Testing
         #expect(throws: DecodeFailure.invalid(field: "entry count", reason: "4294967295 exceeds \(RaftCodec.entriesPerMessageMax)")) {
             try decode(huge)
         }
+
+        // A snapshot must name a configuration with voters, in whole 9-byte items of known roles.
+        let snapshot = encode(.snapshot(term: 2, index: 9, lastTerm: 1, configuration: RaftConfiguration(voters: [1])))
+        let noVoters = Array(snapshot[..<(snapshot.count - 11)]) + [0, 0]
+        #expect(throws: DecodeFailure.invalid(field: "configuration", reason: "malformed or without voters")) { try decode(noVoters) }
+        var badRole = snapshot
+        badRole[snapshot.count - 9] = 7
+        #expect(throws: DecodeFailure.invalid(field: "configuration", reason: "malformed or without voters")) { try decode(badRole) }
+        let ragged = Array(snapshot[..<(snapshot.count - 11)]) + [0, 5, 1, 0, 0, 0, 0]
+        #expect(throws: DecodeFailure.invalid(field: "configuration", reason: "malformed or without voters")) { try decode(ragged) }
     }
 }

@@ -143,13 +143,13 @@ let raftSeeds: [UInt64] = {
     }
 
     /// Snapshots and damaged logs together (a replica under repair may be sent a
-    /// snapshot): safety only — with one of three replicas repairing, a second fault can
-    /// rightly stall the group.
+    /// snapshot): every check holds and the healed group elects a leader.
     @Test(arguments: raftSeeds)
     func safetyHoldsWithSnapshotsAndDamagedLogs(_ seed: UInt64) {
         let simulator = faultSimulator(seed: seed, compaction: 0.3, corruption: 0.3, voters: 3, repair: true, trimming: 0.3)
         simulator.checkLogMatching()
         #expect(simulator.violations.isEmpty, "\(simulator.violations.prefix(3))")
+        #expect(simulator.leader() != nil, "a leader after healing [seed \(seed)]: \(simulator.summary)")
     }
 
     /// The runs above are not vacuous: followers were caught up by snapshots.

@@ -1,3 +1,4 @@
+import ChaparCore
 import Consensus
 @testable import Node
 import Testing
@@ -22,5 +23,34 @@ import Testing
             decoded += list
         }
         #expect(decoded == items)
+    }
+}
+
+@Suite struct SnapshotFrameTests {
+    func decode(_ frame: PeerFrame) throws -> PeerFrame {
+        let bytes = frame.encoded()
+        return try bytes.withUnsafeBytes { try PeerFrame.decode(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+    }
+
+    @Test func snapshotFramesRoundTrip() throws {
+        let chunk = PeerFrame.snapshotChunk(shard: 3, index: 99, offset: 256, total: 300, data: Array(repeating: 7, count: 44))
+        #expect(try decode(chunk) == chunk)
+        let ack = PeerFrame.snapshotAck(shard: 3, index: 99, received: 300, ok: true)
+        #expect(try decode(ack) == ack)
+    }
+
+    /// A chunk reaching past its own total, or a flag other than 0/1, is refused.
+    @Test func hostileSnapshotFramesAreRefused() {
+        #expect(throws: DecodeFailure.self) {
+            _ = try decode(.snapshotChunk(shard: 0, index: 1, offset: 290, total: 300, data: Array(repeating: 0, count: 11)))
+        }
+        #expect(throws: DecodeFailure.self) {
+            _ = try decode(.snapshotChunk(shard: 0, index: 1, offset: 301, total: 300, data: []))
+        }
+        var bytes = PeerFrame.snapshotAck(shard: 0, index: 1, received: 0, ok: false).encoded()
+        bytes[bytes.count - 1] = 2
+        #expect(throws: DecodeFailure.self) {
+            _ = try bytes.withUnsafeBytes { try PeerFrame.decode(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+        }
     }
 }
