@@ -97,7 +97,13 @@ import Transport
     /// are re-created on the survivors from the others' logs, nothing acknowledged is lost,
     /// and the controller gives its seat to the spare node — so it outlives one more loss.
     @Test func removeADeadNodeAndHeal() async throws {
-        try await withLocalCluster("heal", nodes: 4, shards: 8) { dir in
+        // Replicas keep 2 applied entries, so the controller's log is trimmed: its new seat
+        // starts from a snapshot of the cluster state.
+        try await withLocalCluster("heal", nodes: 4, shards: 8, extra: ["--raft-log-keep", "2"]) { dir in
+            for epsilon in ["0.2", "0.15", "0.1", "0.12", "0.1"] {
+                let (status, _, stderr) = try chaparctl(["cluster", "epsilon", epsilon, "--dir", dir], seconds: 30)
+                #expect(status == 0, "\(stderr)")
+            }
             let channels = (0..<8).map { "heal-\($0)" }
             for channel in channels {
                 for text in ["a", "b"] {
@@ -150,6 +156,8 @@ import Transport
                 return (state["controller_voters"] as? [String]) == survivors && group?["role"] as? String == "leader"
                     && (group?["voters"] as? [String]) == survivors && (group?["learners"] as? [String])?.isEmpty == true
             }
+            let log4 = try String(contentsOfFile: dir + "/node-4/chapard.log", encoding: .utf8)
+            #expect(log4.contains("msg=\"snapshot installed\" shard=4294967295"), "node-4's controller seat started from a snapshot")
             // … so it survives losing one more founder: commands still commit.
             let (killedFounder, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-1"])
             #expect(killedFounder == 0)
