@@ -246,7 +246,9 @@ extension ShardHost {
                 onShardDropped(item.shard)
             }
         }
-        // Stepped snapshots are done with, installed or not (the replica had the entries).
-        for (key, transfer) in snapshots.incoming where transfer.stepped { snapshots.closeIncoming(key) }
+        // Stepped snapshots are done with, installed or not (the replica had the entries), and
+        // so is any other one for a shard that just installed (sent by an earlier leader).
+        let done = Set(installs.map(\.shard))
+        for (key, transfer) in snapshots.incoming where transfer.stepped || done.contains(key.shard) { snapshots.closeIncoming(key) }
     }
 }

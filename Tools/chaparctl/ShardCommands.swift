@@ -9,8 +9,10 @@ enum ShardCommands {
 
         One row per shard: its replicas (in the newest map), leader, term, head (the leader's
         last log index), lag (how far the furthest replica that answered trails the leader's
-        commit) and, while a rebalance moves it, what is moving (learners catching up, voters
-        leaving, members still to add). --json adds the leader's `voters` and `learners`.
+        commit), where the leader's stored log starts (`log from`: entries up to it were trimmed;
+        a replica that needs them gets a snapshot) and, while a rebalance moves it, what is
+        moving (learners catching up, voters leaving, members still to add). --json adds the
+        leader's `voters` and `learners`.
         """
 
     static let channelUsage = """
@@ -29,6 +31,7 @@ enum ShardCommands {
         var leader: String
         var commit: Int
         var lastIndex: Int
+        var logStart: Int
         var voters: [String]
         var learners: [String]
     }
@@ -43,7 +46,8 @@ enum ShardCommands {
                     shard: (object["shard"] as? NSNumber)?.intValue ?? -1, replicas: object["replicas"] as? [String] ?? [],
                     role: object["role"] as? String ?? "", term: (object["term"] as? NSNumber)?.intValue ?? 0,
                     leader: object["leader"] as? String ?? "", commit: (object["commit"] as? NSNumber)?.intValue ?? 0,
-                    lastIndex: (object["last_index"] as? NSNumber)?.intValue ?? 0, voters: object["voters"] as? [String] ?? [],
+                    lastIndex: (object["last_index"] as? NSNumber)?.intValue ?? 0,
+                    logStart: (object["log_start"] as? NSNumber)?.intValue ?? 0, voters: object["voters"] as? [String] ?? [],
                     learners: object["learners"] as? [String] ?? [])
             }
         }
@@ -82,6 +86,7 @@ enum ShardCommands {
             output.append([
                 "shard": shard, "replicas": replicas, "leader": leaderRow?.leader ?? "",
                 "term": leaderRow?.term ?? 0, "head": leaderRow?.lastIndex ?? 0, "lag": max(0, lag),
+                "log_start": leaderRow?.logStart ?? 0,
                 "answered": views.count, "voters": leaderRow?.voters ?? [], "learners": leaderRow?.learners ?? [],
                 "moving": moving,
             ])
@@ -92,8 +97,8 @@ enum ShardCommands {
         } else {
             ClusterCommands.printTable(output.map { row in
                 ["\(row["shard"]!)", (row["replicas"] as! [String]).joined(separator: ","), row["leader"] as! String,
-                 "\(row["term"]!)", "\(row["head"]!)", "\(row["lag"]!)", row["moving"] as! String]
-            }, header: ["shard", "replicas", "leader", "term", "head", "lag", "moving"])
+                 "\(row["term"]!)", "\(row["head"]!)", "\(row["lag"]!)", "\(row["log_start"]!)", row["moving"] as! String]
+            }, header: ["shard", "replicas", "leader", "term", "head", "lag", "log from", "moving"])
         }
         return 0
     }
