@@ -113,8 +113,11 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
     }
 
     private func established(_ link: PeerLink, node: String) {
-        if let previous = links[node], previous !== link { previous.replaced = true; previous.connection.close() }
+        // The new link takes the node's place first: closing the old one then finds it
+        // replaced, and does not report the node as down.
+        let previous = links[node]
         links[node] = link
+        if let previous, previous !== link { previous.replaced = true; previous.connection.close() }
         context.setConnected(node, true)
         context.logger.info("peer link up", ["node": node])
     }

@@ -74,6 +74,11 @@ extension ShardHost {
     }
 
     func takeSnapshotInputs(_ taken: Inbox) {
+        // First: chunks in the same batch may come over the link that replaced a lost one.
+        for node in taken.linksDown {
+            for key in snapshots.outgoing.keys where key.node == node { abortSending(key) }
+            for key in snapshots.incoming.keys where key.node == node { snapshots.closeIncoming(key) }
+        }
         for item in taken.snapshotsProduced { startSending(item.key, peerId: item.peerId, path: item.path, item.result) }
         for ack in taken.snapshotAcks {
             let key = SnapshotKey(shard: ack.shard, node: ack.node)
@@ -95,10 +100,6 @@ extension ShardHost {
             }
             snapshots.incoming[item.key]!.verified = true
             if let parked = snapshots.parked.removeValue(forKey: item.key) { stepSnapshot(parked, key: item.key) }
-        }
-        for node in taken.linksDown {
-            for key in snapshots.outgoing.keys where key.node == node { abortSending(key) }
-            for key in snapshots.incoming.keys where key.node == node { snapshots.closeIncoming(key) }
         }
         pumpSnapshots()
     }
@@ -188,6 +189,9 @@ extension ShardHost {
         if transfer.received == transfer.total {
             fclose(file)
             transfer.file = nil
+            context.logger.info("snapshot received; checking it", [
+                "shard": "\(chunk.shard)", "from": chunk.node, "index": "\(chunk.index)", "bytes": "\(transfer.total)",
+            ])
             let path = transfer.path, index = transfer.index
             snapshotQueue.async { [weak self] in
                 var failure: StorageError?

@@ -52,6 +52,15 @@ final class RawSocket {
         return received.removeFirst()
     }
 
+    /// Whatever bytes arrive within one receive timeout (for protocols other than the
+    /// client's); notes a close.
+    func receiveRaw() -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { closedByPeer = true }
+        return count > 0 ? Array(buffer[..<count]) : []
+    }
+
     /// Waits until the node closes the connection (read returns 0 or reset).
     func waitForClose(seconds: Double = 10) throws {
         try waitUntil("the node to close the connection", seconds: seconds) {

@@ -102,6 +102,40 @@ func damageRaftLog(database: String, shard: Int, from: Int, through: Int) throws
     return damage.terminationStatus
 }
 
+/// Peer-protocol bytes as a member holding the cluster keyring would send them.
+struct PeerForger {
+    let keyring: GossipKeyring
+
+    static func frame(_ type: UInt8, _ body: [UInt8]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(UInt32(body.count + 1))
+        writer.write(type)
+        writer.write(contentsOf: body)
+        return writer.finish()
+    }
+
+    func hello(cluster clusterId: String, node: String, version: UInt8 = 1, forge: Bool = false) -> [UInt8] {
+        var body = ByteWriter()
+        body.writeShortBytes(Array("chapar-peer".utf8))
+        body.writeShortBytes(Array(clusterId.utf8))
+        body.writeShortBytes(Array(node.utf8))
+        body.write(Int64(Date().timeIntervalSince1970 * 1000))
+        let bytes = body.finish()
+        let mac = forge ? [UInt8](repeating: 0, count: 32) : keyring.mac(bytes)
+        return Self.frame(1, [version, keyring.primary.id] + bytes + mac)
+    }
+
+    static func snapshotChunk(shard: UInt32, index: UInt64, offset: UInt64, total: UInt64, data: [UInt8]) -> [UInt8] {
+        var body = ByteWriter()
+        body.write(shard)
+        body.write(index)
+        body.write(offset)
+        body.write(total)
+        body.writeLongBytes(data)
+        return frame(13, body.finish())
+    }
+}
+
 /// Changes the stored checksums of channel records `from…through` of a node's database
 /// (their Raft entries stay intact), through Python's sqlite3 — the node may be running.
 func damageChannelRows(database: String, from: Int, through: Int) throws -> Int32 {
@@ -342,22 +376,10 @@ extension NodeProcess {
         let target = try #require(try cluster.nodes[1].details()["peer"] as? String)
         let keyring = try GossipKeyring(text: try String(contentsOfFile: cluster.keyring, encoding: .utf8))
 
-        func frame(_ type: UInt8, _ body: [UInt8]) -> [UInt8] {
-            var writer = ByteWriter()
-            writer.write(UInt32(body.count + 1))
-            writer.write(type)
-            writer.write(contentsOf: body)
-            return writer.finish()
-        }
+        let peer = PeerForger(keyring: keyring)
+        let frame = PeerForger.frame
         func hello(cluster clusterId: String, node: String, version: UInt8 = 1, forge: Bool = false) -> [UInt8] {
-            var body = ByteWriter()
-            body.writeShortBytes(Array("chapar-peer".utf8))
-            body.writeShortBytes(Array(clusterId.utf8))
-            body.writeShortBytes(Array(node.utf8))
-            body.write(Int64(Date().timeIntervalSince1970 * 1000))
-            let bytes = body.finish()
-            let mac = forge ? [UInt8](repeating: 0, count: 32) : keyring.mac(bytes)
-            return frame(1, [version, keyring.primary.id] + bytes + mac)
+            peer.hello(cluster: clusterId, node: node, version: version, forge: forge)
         }
         let attacks: [(String, [UInt8])] = [
             ("empty frame", [0, 0, 0, 0]),
@@ -384,6 +406,71 @@ extension NodeProcess {
         defer { client.close() }
         #expect(try await client.publish("after-attacks", Array("ok".utf8)).offset == 1)
         #expect(cluster.nodes[1].log().contains("peer hello rejected"))
+    }
+
+    /// A member holding the keyring sends snapshot data that cannot be used: chunks for a
+    /// shard the node does not replicate, out of order, of an absurd size, and a complete
+    /// file that fails its checks, then the Raft message for it. Each is refused (acked
+    /// with ok 0, or dropped once checked, the message ignored); nothing is installed, the
+    /// link stays up and the node serves on.
+    @Test func unusableSnapshotsAreRefused() async throws {
+        let cluster = try ShardedCluster(shards: 2)
+        defer { cluster.cleanUp() }
+        try await cluster.start(shards: 2)
+        let target = try #require(try cluster.nodes[1].details()["peer"] as? String)
+        let peer = PeerForger(keyring: try GossipKeyring(text: try String(contentsOfFile: cluster.keyring, encoding: .utf8)))
+        let socket = try RawSocket(target)
+        // As n3 (n2 dials n3, so n2 takes this link as n3's until it closes).
+        socket.send(peer.hello(cluster: "e2e-shards", node: "n3"))
+        socket.send(PeerForger.snapshotChunk(shard: 77, index: 5, offset: 0, total: 10, data: [1]))
+        socket.send(PeerForger.snapshotChunk(shard: 0, index: 5, offset: 4, total: 10, data: [1]))
+        socket.send(PeerForger.snapshotChunk(shard: 0, index: 5, offset: 0, total: 1 << 41, data: [1]))
+        socket.send(PeerForger.snapshotChunk(shard: 0, index: 5, offset: 0, total: 10, data: Array("CHSNAP01xy".utf8)))
+        var acks: [(shard: UInt32, received: UInt64, ok: Bool)] = []
+        var bytes: [UInt8] = []
+        try waitUntil("four snapshot acks", seconds: 20) {
+            bytes += socket.receiveRaw()
+            while bytes.count >= 4 {
+                let length = Int(bytes[0..<4].reduce(0) { $0 << 8 | UInt32($1) })
+                guard bytes.count >= 4 + length else { break }
+                let body = Array(bytes[4..<(4 + length)])
+                bytes.removeFirst(4 + length)
+                guard body.first == 14, body.count == 1 + 4 + 8 + 8 + 1 else { continue }
+                let shard = UInt32(body[1..<5].reduce(0) { $0 << 8 | UInt32($1) })
+                let received = body[13..<21].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                acks.append((shard, received, body[21] == 1))
+            }
+            return acks.count >= 4
+        }
+        #expect(acks.map(\.ok) == [false, false, false, true], "\(acks)")
+        #expect(acks.last?.received == 10)
+        try waitUntil("the damaged file is dropped", seconds: 20) { cluster.nodes[1].log().contains("received snapshot is damaged; dropped") }
+        // Its Raft message (term 1 from n3), written from docs/PROTOCOL.md, finds no data
+        // and is ignored.
+        func raftId(_ node: String) -> UInt64 { max(1, StableHash.hash64("node/" + node)) }
+        var message = ByteWriter()
+        message.write(UInt32(1))  // one message, for shard 0
+        message.write(UInt32(0))
+        message.write(raftId("n3"))
+        message.write(raftId("n2"))
+        message.write(UInt8(10))  // snapshot
+        message.write(UInt64(1))  // term
+        message.write(UInt64(5))  // index
+        message.write(UInt64(1))  // last term
+        message.writeMediumBytes([1] + withUnsafeBytes(of: raftId("n3").bigEndian, Array.init))  // voters: n3
+        socket.send(PeerForger.frame(2, message.finish()))
+        try waitUntil("the snapshot message is ignored", seconds: 20) { cluster.nodes[1].log().contains("snapshot message without its data") }
+        #expect(!socket.closedByPeer, "a member's unusable snapshot closes nothing")
+        #expect(cluster.nodes[1].log().contains("snapshot refused"))
+        #expect(!cluster.nodes[1].log().contains("snapshot installed"))
+        // Once this link is gone, n2 dials the real n3 again and serves on.
+        shutdown(socket.fd, Int32(SHUT_RDWR))
+        try waitUntil("n2 linked to the real n3 again", seconds: 30) {
+            cluster.nodes[1].log().components(separatedBy: "msg=\"peer link up\" node=n3").count - 1 >= 3
+        }
+        let client = try await ChaparClient.connect(to: SocketAddress(parsing: cluster.nodes[1].address), clientName: "e2e")
+        defer { client.close() }
+        #expect(try await client.publish("after-snapshots", Array("ok".utf8)).offset == 1)
     }
 
     /// A follower's stored Raft entries fail their checksums (bytes overwritten while it was
