@@ -8,20 +8,19 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
     private let db: Database
     private let selectChannel: Statement
     private let selectRange: Statement
+    private let payloads: PayloadResolver
     private var channelIds: [String: Int64] = [:]
 
     init(path: String) throws(StorageError) {
         db = try Database(path: path, readOnly: true)
         selectChannel = try db.prepare("SELECT id, head, earliest FROM channels WHERE name=?1")
         // A clustered record's payload is a slice of its Raft log entry (stored once; an
-        // entry may carry several); a missing entry reads as an empty payload, which fails
-        // the checksum.
+        // entry may carry several), cut out by `payloads`.
         selectRange = try db.prepare("""
-            SELECT m.offset, m.ts, m.crc,
-                   CASE WHEN m.ref_idx IS NULL THEN m.payload ELSE substr(r.data, m.ref_skip + 1, m.bytes) END
-            FROM messages m LEFT JOIN raft_log r ON r.shard = m.ref_shard AND r.idx = m.ref_idx
-            WHERE m.channel=?1 AND m.offset>=?2 ORDER BY m.offset LIMIT ?3
+            SELECT offset, ts, crc, payload, ref_shard, ref_idx, ref_skip, bytes
+            FROM messages WHERE channel=?1 AND offset>=?2 ORDER BY offset LIMIT ?3
             """)
+        payloads = try PayloadResolver(db: db)
     }
 
     /// The channel's retained range, or `.empty` for a channel never written.
@@ -47,7 +46,10 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
         var known = channelIds[channel]
         if known == nil { known = try lookup(channel)?.id }
         guard let id = known else { return [] }
-        defer { selectRange.reset() }
+        defer {
+            selectRange.reset()
+            payloads.reset()
+        }
         selectRange.bind(1, id)
         selectRange.bind(2, Int64(clamping: from))
         selectRange.bind(3, Int64(maxMessages))
@@ -58,14 +60,17 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
             let offset = UInt64(selectRange.int64(0))
             let timestamp = selectRange.int64(1)
             let crc = UInt32(truncatingIfNeeded: selectRange.int64(2))
-            let payload = selectRange.blob(3)
-            if !records.isEmpty && bytes + payload.count > maxBytes { break }
-            let actual = RecordChecksum.compute(channelId: id, offset: offset, timestamp: timestamp, payload: payload)
+            let size = selectRange.isNull(5) ? selectRange.blob(3).count : Int(selectRange.int64(7))
+            if !records.isEmpty && bytes + size > maxBytes { break }
+            let payload = try payloads.payload(selectRange, from: 3)
+            let actual = payload.withUnsafeBytes {
+                RecordChecksum.compute(channelId: id, offset: offset, timestamp: timestamp, payload: $0)
+            }
             guard actual == crc else { throw .corruptRecord(channel: channel, offset: offset) }
             // Offsets are dense: a hole inside the retained range is corruption, not history.
             if let expected, offset != expected { throw .corruptRecord(channel: channel, offset: expected) }
             expected = offset + 1
-            records.append(StoredRecord(offset: offset, timestamp: timestamp, payload: Array(payload)))
+            records.append(StoredRecord(offset: offset, timestamp: timestamp, payload: payload))
             bytes += payload.count
         }
         return records

@@ -45,12 +45,9 @@ public enum SnapshotProducer {
 
     private static func writeChannels(db: Database, owns: (String) -> Bool, into file: SnapshotFileWriter) throws(StorageError) {
         let channels = try db.prepare("SELECT id, name, head, earliest, bytes, last_ts FROM channels ORDER BY id")
-        let records = try db.prepare("""
-            SELECT m.offset, m.ts, m.crc,
-                   CASE WHEN m.ref_idx IS NULL THEN m.payload ELSE substr(r.data, m.ref_skip + 1, m.bytes) END
-            FROM messages m LEFT JOIN raft_log r ON r.shard = m.ref_shard AND r.idx = m.ref_idx
-            WHERE m.channel=?1 ORDER BY m.offset
-            """)
+        let records = try db.prepare(
+            "SELECT offset, ts, crc, payload, ref_shard, ref_idx, ref_skip, bytes FROM messages WHERE channel=?1 ORDER BY offset")
+        let payloads = try PayloadResolver(db: db)
         let producers = try db.prepare("SELECT producer, sequence, offset, updated_ts FROM producers WHERE channel=?1")
         while try channels.step() {
             let name = String(decoding: channels.blob(1), as: UTF8.self)
@@ -62,12 +59,12 @@ public enum SnapshotProducer {
             records.bind(1, id)
             while try records.step() {
                 let offset = UInt64(records.int64(0)), timestamp = records.int64(1)
-                let payload = records.blob(3)
+                let payload = try payloads.payload(records, from: 3)
                 // A damaged record is never handed on: the follower would store it as good.
-                guard UInt32(truncatingIfNeeded: records.int64(2))
-                    == RecordChecksum.compute(channelId: id, offset: offset, timestamp: timestamp, payload: payload)
-                else { throw .corruptRecord(channel: name, offset: offset) }
-                try file.append(.message(offset: offset, timestamp: timestamp, payload: Array(payload)))
+                guard UInt32(truncatingIfNeeded: records.int64(2)) == payload.withUnsafeBytes({
+                    RecordChecksum.compute(channelId: id, offset: offset, timestamp: timestamp, payload: $0)
+                }) else { throw .corruptRecord(channel: name, offset: offset) }
+                try file.append(.message(offset: offset, timestamp: timestamp, payload: payload))
             }
             records.reset()
             producers.bind(1, id)
