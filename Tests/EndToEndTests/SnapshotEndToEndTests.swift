@@ -105,6 +105,34 @@ import Transport
         }
     }
 
+    /// The shard's leader is killed as the lagging node comes back, while its snapshot may
+    /// be in flight: the other survivor takes over and catches it up (nothing left parked
+    /// or half-received blocks it).
+    @Test func aSnapshotSurvivesItsLeadersDeath() async throws {
+        let config = FileManager.default.temporaryDirectory.path + "/chapar-snap-failover-\(UInt32.random(in: 0...UInt32.max))"
+        let configPath = try retentionConfig(config)
+        defer { try? FileManager.default.removeItem(atPath: configPath) }
+        try await withLocalCluster("snap-failover", nodes: 3, shards: 1, extra: ["--raft-log-keep", "8", "--config", configPath]) { dir in
+            let stored = try lastIndexes(dir, "node-3", [0])
+            let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-3"])
+            #expect(killed == 0)
+            try await publishUntilTrimmed(dir, live: ["node-1", "node-2"], past: stored)
+            let leader = try #require(try shardRows(try nodeAdmin(dir, "node-1")).first?["leader"] as? String)
+            let survivor = leader == "node-1" ? "node-2" : "node-1"
+            let (restarted, _, restartErrors) = try chaparctl(["cluster", "restart", "--dir", dir, "--node", "node-3"], seconds: 60)
+            #expect(restarted == 0, "\(restartErrors)")
+            let (killedLeader, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", leader])
+            #expect(killedLeader == 0)
+            let admin3 = try nodeAdmin(dir, "node-3"), adminSurvivor = try nodeAdmin(dir, survivor)
+            try await waitUntilAsync("\(survivor) leads and node-3 applied as far", seconds: 90) {
+                guard let lead = try shardRows(adminSurvivor).first, lead["role"] as? String == "leader",
+                      let caught = try shardRows(admin3).first else { return false }
+                return ((caught["commit"] as? NSNumber)?.intValue ?? 0) >= ((lead["commit"] as? NSNumber)?.intValue ?? 1)
+            }
+            try await expectRetainedHistory(dir, on: "node-3")
+        }
+    }
+
     @Test func aNewReplicaStartsFromASnapshot() async throws {
         let config = FileManager.default.temporaryDirectory.path + "/chapar-snap-grow-\(UInt32.random(in: 0...UInt32.max))"
         let configPath = try retentionConfig(config)
