@@ -143,12 +143,32 @@ import Transport
             try await publishUntilTrimmed(dir, live: ["node-1", "node-2", "node-3"], past: first)
             let (added, _, addErrors) = try chaparctl(["cluster", "add", "--dir", dir], seconds: 60)
             #expect(added == 0, "\(addErrors)")
+            // Subscribers on node-4 while it only relays, reading the retained history …
+            let reader = try await ChaparClient.connect(to: SocketAddress(parsing: try nodeField(dir, "node-4", "client")), clientName: "e2e-snap-live")
+            defer { reader.close() }
+            var streams: [SubscriptionStream] = []
+            for channel in Self.channels {
+                let stream = try await reader.subscribe(channel, from: .offset(31))
+                let (seen, error) = try await readMessages(stream, count: 30, of: reader)
+                #expect(error == nil && seen == (31...60).map { "\($0):\(channel)-\($0)" }, "\(channel) before: \(seen.prefix(3)) \(String(describing: error))")
+                streams.append(stream)
+            }
             let (moved, moveOut, moveErrors) = try chaparctl(["cluster", "rebalance", "--dir", dir, "--timeout", "120"], seconds: 150)
             #expect(moved == 0, "\(moveOut)\(moveErrors)")
             #expect(replicas(of: "node-4", try clusterStatus(dir)) > 0)
             let log = try String(contentsOfFile: dir + "/node-4/chapard.log", encoding: .utf8)
             #expect(log.contains("snapshot installed"), "node-4's replicas started from snapshots")
             try await expectRetainedHistory(dir, on: "node-4")
+            // … read on across the move (resumed where a replica was replaced): 61…70 once each, in order.
+            let writer = try await ChaparClient.connect(to: SocketAddress(parsing: try nodeField(dir, "node-1", "client")), clientName: "e2e-snap-more")
+            defer { writer.close() }
+            for round in 61...70 {
+                for channel in Self.channels { _ = try await writer.publish(channel, Array("\(channel)-\(round)".utf8)) }
+            }
+            for (channel, stream) in zip(Self.channels, streams) {
+                let (seen, error) = try await readMessages(stream, count: 10, of: reader)
+                #expect(error == nil && seen == (61...70).map { "\($0):\(channel)-\($0)" }, "\(channel) after: \(seen) \(String(describing: error))")
+            }
         }
     }
 }
