@@ -55,11 +55,11 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private var outgoingRaft: [String: [ShardEnvelope]] = [:]
     private var outgoingFrames: [String: [PeerFrame]] = [:]
     private var lastRetentionMs: Int64 = 0
-    private var nextReadContext: UInt64 = 1
-    private var pendingReads: [UInt64: (shard: Int, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
-    private var confirmedReads: [(shard: Int, index: UInt64, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = []
+    var nextReadContext: UInt64 = 1
+    var pendingReads: [UInt64: (shard: Int, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
+    var confirmedReads: [(shard: Int, index: UInt64, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = []
     /// Reads this node asked a leader for, by request id.
-    private var forwardedReads: [UInt64: (shard: Int, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
+    var forwardedReads: [UInt64: (shard: Int, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = [:]
     /// Reads a follower asked this leader for: who to answer, by read context.
     private var remoteReadAnswers: [UInt64: (node: String, request: UInt64)] = [:]
     static let readWaitMs: Int64 = 2000
@@ -398,76 +398,6 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         answerReads(now: now)
         repairDamaged()
         maybeHousekeep(now: now)
-    }
-
-    /// A read index: on the leader, confirmed by a quorum round; on a follower, asked of the
-    /// leader over the peer link.
-    func startRead(shard: Int, now: Int64, reply: @escaping @Sendable (UInt64?) -> Void) {
-        guard let role = groups[shard]?.raft.role else { return reply(nil) }
-        let readContext = nextReadContext
-        nextReadContext += 1
-        if role == .leader {
-            if groups[shard]!.raft.readIndex(context: readContext) {
-                pendingReads[readContext] = (shard, now + Self.readWaitMs, reply)
-            } else {
-                reply(nil)
-            }
-            return
-        }
-        guard let leaderId = groups[shard]!.raft.leader, let leader = context.name(of: leaderId), context.isConnected(leader) else {
-            return reply(nil)
-        }
-        forwardedReads[readContext] = (shard, now + Self.readWaitMs, reply)
-        queue(.readIndex(request: readContext, shard: UInt32(shard)), to: leader)
-    }
-
-    /// Rebuilds replicas whose stored entries failed to read back: the load cuts the log at
-    /// the damage and the group restarts in repair mode — no longer leading or voting for
-    /// the shard until the others have sent the entries again.
-    private func repairDamaged() {
-        for shard in reader.takeDamaged() where groups[shard] != nil {
-            do throws(StorageError) {
-                let loaded = try store.load(shard: shard)
-                guard loaded?.damaged != nil else {
-                    resync(shard)
-                    continue
-                }
-                groups[shard] = ShardGroup(shard: shard, context: context, loaded: loaded, reader: reader)
-            } catch {
-                context.logger.error("replica repair failed; stopping", ["shard": "\(shard)", "error": error.description])
-                fatalError("replica repair of shard \(shard) failed: \(error)")
-            }
-        }
-    }
-
-    /// Damage in the channel log itself (its Raft entries check out): the replica is
-    /// emptied and rebuilt by its group — the leader's log from the start, or a snapshot —
-    /// in repair mode meanwhile, as it may have acknowledged everything it had stored.
-    private func resync(_ shard: Int) {
-        guard shard != ShardContext.controllerShard, let raft = groups[shard]?.raft else { return }
-        let until = raft.lastIndex
-        context.logger.warn("channel log damaged; rebuilding the replica from the others", ["shard": "\(shard)", "until": "\(until)"])
-        let context = self.context
-        do throws(StorageError) {
-            try store.resetShard(shard, term: raft.term, vote: raft.votedFor, repairing: until, channels: { context.shard(of: $0) == shard })
-            groups[shard] = ShardGroup(shard: shard, context: context, loaded: try store.load(shard: shard), reader: reader)
-        } catch {
-            context.logger.error("replica rebuild failed; stopping", ["shard": "\(shard)", "error": error.description])
-            fatalError("rebuilding the replica of shard \(shard) failed: \(error)")
-        }
-        onShardDropped(shard)
-    }
-
-    /// Confirmed reads whose index this node has applied (its transaction committed).
-    private func answerReads(now: Int64) {
-        guard !confirmedReads.isEmpty else { return }
-        var waiting: [(shard: Int, index: UInt64, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = []
-        for read in confirmedReads {
-            if (groups[read.shard]?.raft.appliedIndex ?? 0) >= read.index { read.reply(read.index) }
-            else if read.deadline <= now { read.reply(nil) }
-            else { waiting.append(read) }
-        }
-        confirmedReads = waiting
     }
 
     /// Leader-to-follower messages that promise nothing about this node's disk.
