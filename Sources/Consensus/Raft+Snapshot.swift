@@ -21,10 +21,14 @@ extension Raft {
         guard role == .leader, snapshotting[peer] != nil, meta.index >= snapshotIndex, meta.index <= applied else {
             return false
         }
-        snapshotting[peer] = (config.snapshotTicksMax, meta.index)
-        send(.snapshot(term: term, index: meta.index, lastTerm: meta.term, configuration: meta.configuration), to: peer)
+        snapshotting[peer] = (config.snapshotTicksMax, meta)
+        send(snapshotMessage(meta), to: peer)
         nextIndex[peer] = meta.index + 1
         return true
+    }
+
+    func snapshotMessage(_ meta: RaftSnapshotMeta) -> RaftMessage {
+        .snapshot(term: term, index: meta.index, lastTerm: meta.term, configuration: meta.configuration)
     }
 
     /// The shell could not produce or send the snapshot: probe the follower again.

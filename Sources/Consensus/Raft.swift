@@ -33,9 +33,9 @@ public struct Raft: Sendable {
     /// machine): a follower that needs one of them is sent a snapshot instead.
     public internal(set) var snapshotIndex: UInt64 = 0
     var snapshotTerm: UInt64 = 0
-    /// Followers being sent a snapshot: ticks left before giving up, and the snapshot's
-    /// index once the shell produced it. No appends go to them meanwhile.
-    var snapshotting: [UInt64: (ticksLeft: Int, index: UInt64?)] = [:]
+    /// Followers being sent a snapshot: ticks left before giving up, and the snapshot once
+    /// the shell produced and sent it. No appends go to them meanwhile.
+    var snapshotting: [UInt64: (ticksLeft: Int, sent: RaftSnapshotMeta?)] = [:]
     /// Followers that need a snapshot, handed to the shell by ready().
     var snapshotsWanted: [UInt64] = []
     /// A snapshot this follower accepted, to be installed by the shell (ready()).
@@ -229,7 +229,14 @@ public struct Raft: Sendable {
                 for peer in replicationTargets {
                     // A follower receiving a snapshot gets no appends; this keeps its timer
                     // reset (round 0 confirms no read).
-                    if snapshotting[peer] != nil { send(.readConfirm(term: term, round: 0), to: peer) } else { sendAppend(to: peer) }
+                    if let pending = snapshotting[peer] {
+                        // The snapshot message again, in case it was lost (the follower
+                        // acts on it once); before it is sent, a confirm of round 0.
+                        if let meta = pending.sent { send(snapshotMessage(meta), to: peer) }
+                        else { send(.readConfirm(term: term, round: 0), to: peer) }
+                    } else {
+                        sendAppend(to: peer)
+                    }
                 }
                 // Confirmations may be lost: ask again, for the newest round (it covers the older).
                 if !pendingReads.isEmpty {
@@ -375,7 +382,7 @@ public struct Raft: Sendable {
             guard role == .leader else { return }
             if let pending = snapshotting[from] {
                 // Until the snapshot is in, older answers say nothing useful.
-                guard success, let sent = pending.index, match >= sent else { return }
+                guard success, let sent = pending.sent, match >= sent.index else { return }
                 snapshotting[from] = nil
             }
             if success {

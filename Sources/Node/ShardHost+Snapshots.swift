@@ -211,10 +211,17 @@ extension ShardHost {
     }
 
     /// A Raft snapshot message: handed to the replica only once its data is stored and
-    /// checked (parked until then); without its data it is dropped and asked for again.
+    /// checked (parked until then); without its data it is dropped (the leader repeats it
+    /// on heartbeats and, after `snapshotTicksMax`, produces a new one).
     func routeSnapshotMessage(_ item: ShardEnvelope) {
         guard case .snapshot(_, let index, _, _) = item.envelope.message, let node = context.name(of: item.envelope.from) else { return }
         let key = SnapshotKey(shard: Int(item.shard), node: node)
+        // A repeat of one already installed (or covered by the log) needs no data: the
+        // replica answers it from its commit index.
+        if let commit = groups[Int(item.shard)]?.raft.commit, commit >= index {
+            groups[Int(item.shard)]!.raft.step(item.envelope)
+            return
+        }
         guard let transfer = snapshots.incoming[key], transfer.index == index, transfer.received == transfer.total else {
             context.logger.warn("snapshot message without its data; ignored", ["shard": "\(item.shard)", "from": node])
             return

@@ -35,6 +35,11 @@ import Testing
         leader.advance(ready)
         #expect(ready.snapshotsWanted == [3])
         #expect(!ready.messages.contains { $0.to == 3 }, "no append it could not use")
+        // While the shell produces it, heartbeats keep the follower's timer reset and carry no append.
+        for _ in 0..<4 { leader.tick() }
+        ready = leader.ready()
+        leader.advance(ready)
+        #expect(ready.messages.filter { $0.to == 3 }.allSatisfy { if case .readConfirm(_, 0) = $0.message { true } else { false } })
         let meta = RaftSnapshotMeta(index: 6, term: leader.term, configuration: RaftConfiguration(voters: [1, 2, 3]))
         let sent = leader.sendSnapshot(to: 3, meta)
         #expect(sent)
@@ -42,11 +47,12 @@ import Testing
         leader.advance(ready)
         let expected: RaftMessage = .snapshot(term: leader.term, index: 6, lastTerm: leader.term, configuration: meta.configuration)
         #expect(ready.messages.map(\.message) == [expected])
-        // While it is in flight, heartbeats keep the follower's timer reset and send no append.
+        // Until it is answered, heartbeats repeat the snapshot message (it may have been lost).
         for _ in 0..<4 { leader.tick() }
         ready = leader.ready()
         leader.advance(ready)
-        #expect(ready.messages.filter { $0.to == 3 }.allSatisfy { if case .readConfirm(_, 0) = $0.message { true } else { false } })
+        let toFollower = ready.messages.filter { $0.to == 3 }.map(\.message)
+        #expect(!toFollower.isEmpty && toFollower.allSatisfy { $0 == expected })
         // The follower's answer resumes appends after the snapshot.
         let proposed = leader.propose([42])
         #expect(proposed)

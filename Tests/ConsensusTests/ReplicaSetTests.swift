@@ -26,10 +26,12 @@ import Testing
 
     /// Under message loss and duplication, a 3-voter group moves to a disjoint-but-one
     /// replica set (leader included in the leavers) while taking proposals: it ends with
-    /// exactly the target as voters, and every safety check holds on every step.
-    @Test(arguments: raftSeeds)
-    func groupConvergesToTargetUnderLoss(_ seed: UInt64) {
+    /// exactly the target as voters, and every safety check holds on every step. With
+    /// trimming on, the new members are caught up by snapshots.
+    @Test(arguments: raftSeeds, [0.0, 0.3])
+    func groupConvergesToTargetUnderLoss(_ seed: UInt64, trimming: Double) {
         let simulator = RaftSimulator(seed: seed, voters: 3, spares: 2)
+        simulator.trimming = trimming
         simulator.loss = 0.05
         simulator.duplication = 0.05
         simulator.run(ticks: 100)
@@ -47,10 +49,12 @@ import Testing
     /// A replica leaves, deletes its log once its removal is committed, and is later given
     /// the shard again: it comes back as a learner with an empty log (knowing only the
     /// first configuration, which lists it as a voter) and catches up — under loss and
-    /// duplication, with proposals throughout, every safety check on every step.
-    @Test(arguments: raftSeeds)
-    func removedReplicaDeletesItsLogAndRejoins(_ seed: UInt64) {
+    /// duplication, with proposals throughout, every safety check on every step (with
+    /// trimming on, by a snapshot).
+    @Test(arguments: raftSeeds, [0.0, 0.3])
+    func removedReplicaDeletesItsLogAndRejoins(_ seed: UInt64, trimming: Double) {
         let simulator = RaftSimulator(seed: seed, voters: 3, spares: 1)
+        simulator.trimming = trimming
         simulator.loss = 0.05
         simulator.duplication = 0.05
         simulator.run(ticks: 100)

@@ -455,7 +455,7 @@ extension NodeProcess {
         message.write(raftId("n2"))
         message.write(UInt8(10))  // snapshot
         message.write(UInt64(1))  // term
-        message.write(UInt64(5))  // index
+        message.write(UInt64(1_000_000))  // index, beyond anything committed
         message.write(UInt64(1))  // last term
         message.writeMediumBytes([1] + withUnsafeBytes(of: raftId("n3").bigEndian, Array.init))  // voters: n3
         socket.send(PeerForger.frame(2, message.finish()))
