@@ -18,14 +18,7 @@ extension LogWriter {
         let crc = payload.withUnsafeBytes {
             RecordChecksum.compute(channelId: channelId, offset: offset, timestamp: timestamp, payload: $0)
         }
-        insertMessage.bind(1, channelId)
-        insertMessage.bind(2, Int64(offset))
-        insertMessage.bind(3, timestamp)
-        insertMessage.bind(4, Int64(crc))
-        insertMessage.bind(5, payload)
-        for column in Int32(6)...8 { insertMessage.bindNull(column) }
-        insertMessage.bind(9, Int64(payload.count))
-        try insertMessage.run()
+        try insertRecord(channelId: channelId, offset: offset, timestamp: timestamp, crc: crc, payload: payload, reference: nil)
     }
 
     func restoreProducer(channelId: Int64, producer: UInt64, sequence: UInt64, offset: UInt64, updated: Int64) throws(StorageError) {

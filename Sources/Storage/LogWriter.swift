@@ -27,7 +27,7 @@ final class LogWriter {
     private var producers: [ProducerKey: ProducerState] = [:]
     var nextChannelId: Int64 = 1
 
-    let insertMessage: Statement
+    private let insertMessage: Statement
     private let insertChannel: Statement
     private let updateChannel: Statement
     private let selectProducer: Statement
@@ -128,21 +128,8 @@ final class LogWriter {
             let crc = input.payload.withUnsafeBytes {
                 RecordChecksum.compute(channelId: state.id, offset: offset, timestamp: timestamp, payload: $0)
             }
-            insertMessage.bind(1, state.id)
-            insertMessage.bind(2, Int64(offset))
-            insertMessage.bind(3, timestamp)
-            insertMessage.bind(4, Int64(crc))
-            if let reference = input.reference {
-                insertMessage.bind(5, [])
-                insertMessage.bind(6, Int64(reference.shard))
-                insertMessage.bind(7, Int64(reference.index))
-                insertMessage.bind(8, Int64(reference.skip))
-            } else {
-                insertMessage.bind(5, input.payload)
-                for column in Int32(6)...8 { insertMessage.bindNull(column) }
-            }
-            insertMessage.bind(9, Int64(input.payload.count))
-            try insertMessage.run()
+            try insertRecord(channelId: state.id, offset: offset, timestamp: timestamp, crc: crc, payload: input.payload,
+                             reference: input.reference)
             state.head = offset
             state.bytes += Int64(input.payload.count)
             state.lastTimestamp = timestamp
@@ -170,6 +157,26 @@ final class LogWriter {
         result.producers = stagedProducers
         result.appended = order.map { ChannelAppend(channel: $0, records: appended[$0]!) }
         return result
+    }
+
+    /// One record row: its payload inline, or (`reference`) a pointer into its Raft entry.
+    func insertRecord(channelId: Int64, offset: UInt64, timestamp: Int64, crc: UInt32, payload: [UInt8],
+                      reference: PayloadReference?) throws(StorageError) {
+        insertMessage.bind(1, channelId)
+        insertMessage.bind(2, Int64(offset))
+        insertMessage.bind(3, timestamp)
+        insertMessage.bind(4, Int64(crc))
+        if let reference {
+            insertMessage.bind(5, [])
+            insertMessage.bind(6, Int64(reference.shard))
+            insertMessage.bind(7, Int64(reference.index))
+            insertMessage.bind(8, Int64(reference.skip))
+        } else {
+            insertMessage.bind(5, payload)
+            for column in Int32(6)...8 { insertMessage.bindNull(column) }
+        }
+        insertMessage.bind(9, Int64(payload.count))
+        try insertMessage.run()
     }
 
     /// Takes the staged state as current: its transaction committed.

@@ -235,9 +235,15 @@ final class RaftLogTables {
         try db.execute("DELETE FROM raft_state WHERE shard=\(shard)")
     }
 
+    // Asked every second per replica by trimming.
+    private lazy var selectState: Statement? = try? db.prepare("SELECT applied, snap_idx FROM raft_state WHERE shard=?1")
+    private lazy var selectOldestReference: Statement? = try? db.prepare(
+        "SELECT min(ref_idx) FROM messages WHERE ref_shard=?1 AND ref_idx IS NOT NULL")
+
     /// How far `shard` applied and where its stored log starts.
     func state(shard: Int) throws(StorageError) -> (applied: UInt64, snapshotIndex: UInt64)? {
-        let statement = try db.prepare("SELECT applied, snap_idx FROM raft_state WHERE shard=?1")
+        guard let statement = selectState else { throw .closed }
+        defer { statement.reset() }
         statement.bind(1, Int64(shard))
         guard try statement.step() else { return nil }
         return (UInt64(statement.int64(0)), UInt64(statement.int64(1)))
@@ -245,7 +251,8 @@ final class RaftLogTables {
 
     /// The oldest entry of `shard` that a retained record's payload still lies in.
     func oldestReferenced(shard: Int) throws(StorageError) -> UInt64? {
-        let statement = try db.prepare("SELECT min(ref_idx) FROM messages WHERE ref_shard=?1 AND ref_idx IS NOT NULL")
+        guard let statement = selectOldestReference else { throw .closed }
+        defer { statement.reset() }
         statement.bind(1, Int64(shard))
         guard try statement.step(), !statement.isNull(0) else { return nil }
         return UInt64(statement.int64(0))
