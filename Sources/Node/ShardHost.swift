@@ -341,14 +341,20 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
         }
         flushOutgoing()
-        var outcomes: [AppendOutcome] = []
+        // Results of publishes forwarded to other nodes owe nothing to this write.
+        reportSettled(appended: [])
         var appended: [ChannelAppend] = []
         let controller = applyController(controllerEntries)
         if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty {
             do throws(StorageError) {
-                (outcomes, appended) = try store.commit(
+                // Publishes are acknowledged as soon as their outcomes are decided, before
+                // this transaction's fsync: they are committed (a majority fsynced the
+                // entries), and applying them is deterministic, so a crash now replays
+                // them from the log to the same offsets.
+                (_, appended) = try store.commit(
                     persist: persist, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
-                    installs: installs, now: WallClock.nowMs())
+                    installs: installs, now: WallClock.nowMs(),
+                    staged: { outcomes in settleApplied(outcomes, positions: applyPositions) })
             } catch {
                 // Raft's promises rest on this write; a node that cannot make it must stop
                 // rather than answer as if it had.
@@ -365,14 +371,6 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
         }
         var settled = router.takeSettled()
-        var entryOutcomes: [AppendOutcome] = []
-        for (position, outcome) in outcomes.enumerated() {
-            let (shard, index, term, last) = applyPositions[position]
-            entryOutcomes.append(outcome)
-            guard last else { continue }
-            router.applied(shard: shard, index: index, term: term, outcomes: entryOutcomes, settled: &settled, host: self)
-            entryOutcomes = []
-        }
         for (shard, ready) in readies {
             for state in ready.reads {
                 guard let read = pendingReads.removeValue(forKey: state.context) else { continue }
@@ -398,6 +396,29 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         answerReads(now: now)
         repairDamaged()
         maybeHousekeep(now: now)
+    }
+
+    /// Settles the publishes of applied entries (`positions` line up with `outcomes`) and
+    /// sends their acknowledgements and forwarded results.
+    private func settleApplied(_ outcomes: [AppendOutcome], positions: [(shard: Int, index: UInt64, term: UInt64, last: Bool)]) {
+        guard !outcomes.isEmpty else { return }
+        var settled = router.takeSettled()
+        var entryOutcomes: [AppendOutcome] = []
+        for (position, outcome) in outcomes.enumerated() {
+            let (shard, index, term, last) = positions[position]
+            entryOutcomes.append(outcome)
+            guard last else { continue }
+            router.applied(shard: shard, index: index, term: term, outcomes: entryOutcomes, settled: &settled, host: self)
+            entryOutcomes = []
+        }
+        flushOutgoing()
+        if !settled.isEmpty { onCommit(CommitReport(outcomes: settled, appended: [])) }
+    }
+
+    /// Hands what the router settled (and `appended` records) to the client loops.
+    private func reportSettled(appended: [ChannelAppend]) {
+        let settled = router.takeSettled()
+        if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
     }
 
     /// Leader-to-follower messages that promise nothing about this node's disk.

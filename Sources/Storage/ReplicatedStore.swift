@@ -47,9 +47,11 @@ public final class ReplicatedStore {
     /// `clusterState`, when given, replaces the stored controller state (the controller's
     /// replicas store it with the applied index that produced it). `installs` come first:
     /// snapshots replacing replicas' state (the entries persisted after them follow them).
+    /// `staged` gets the outcomes once they are decided, before the transaction commits:
+    /// applying committed entries is deterministic, so what it will store is known then.
     public func commit(
         persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
-        installs: [SnapshotInstall] = [], now: Int64
+        installs: [SnapshotInstall] = [], now: Int64, staged onStaged: ([AppendOutcome]) -> Void = { _ in }
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
         do throws(StorageError) {
             try begin.run()
@@ -58,6 +60,7 @@ public final class ReplicatedStore {
             let staged = try writer.stage(apply, now: now)
             for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
             if let clusterState { try tables.saveClusterState(clusterState) }
+            onStaged(staged.outcomes)
             try end.run()
             writer.adopt(staged)
             return (staged.outcomes, staged.appended)
