@@ -98,10 +98,32 @@ extension ShardHost {
                 snapshots.closeIncoming(item.key)
                 continue
             }
-            snapshots.incoming[item.key]!.verified = true
-            if let parked = snapshots.parked.removeValue(forKey: item.key) { stepSnapshot(parked, key: item.key) }
+            let shard = item.key.shard
+            let controller = shard == ShardContext.controllerShard
+            let context = self.context
+            do throws(StorageError) {
+                snapshots.incoming[item.key]!.staging = try store.beginStaging(
+                    path: transfer.path, owns: { !controller && context.shard(of: $0) == shard }, controller: controller)
+            } catch {
+                context.logger.error("cannot read a received snapshot; dropped", ["shard": "\(shard)", "error": error.description])
+                snapshots.closeIncoming(item.key)
+            }
         }
         pumpSnapshots()
+    }
+
+    /// After a cycle's transaction copied snapshots in: those now whole go to their
+    /// replica (if their Raft message came), failed ones are dropped.
+    func snapshotsCopied() {
+        for (key, transfer) in snapshots.incoming {
+            guard let staging = transfer.staging, !transfer.stepped else { continue }
+            if let failure = staging.failure {
+                context.logger.error("cannot copy a received snapshot in; dropped", ["shard": "\(key.shard)", "error": failure.description])
+                snapshots.closeIncoming(key)
+            } else if staging.isComplete, let parked = snapshots.parked.removeValue(forKey: key) {
+                stepSnapshot(parked, key: key)
+            }
+        }
     }
 
     private func startSending(_ key: SnapshotKey, peerId: UInt64, path: String, _ result: Result<SnapshotHeader, StorageError>) {
@@ -226,7 +248,7 @@ extension ShardHost {
             context.logger.warn("snapshot message without its data; ignored", ["shard": "\(item.shard)", "from": node])
             return
         }
-        if transfer.verified { stepSnapshot(item, key: key) } else { snapshots.parked[key] = item }
+        if transfer.isStaged { stepSnapshot(item, key: key) } else { snapshots.parked[key] = item }
     }
 
     private func stepSnapshot(_ item: ShardEnvelope, key: SnapshotKey) {
@@ -235,13 +257,12 @@ extension ShardHost {
         snapshots.incoming[key]?.stepped = true
     }
 
-    /// The install a Ready asks for: the received file it refers to.
+    /// The install a Ready asks for: the copy of the received file it refers to.
     func snapshotInstall(shard: Int, meta: RaftSnapshotMeta) -> (SnapshotInstall, SnapshotKey) {
-        guard let (key, transfer) = snapshots.incoming.first(where: { $0.key.shard == shard && $0.value.stepped && $0.value.index == meta.index })
+        guard let (key, transfer) = snapshots.incoming.first(where: { $0.key.shard == shard && $0.value.stepped && $0.value.index == meta.index }),
+              let staging = transfer.staging, transfer.isStaged
         else { fatalError("shard \(shard) accepted snapshot \(meta.index) without its data") }
-        let controller = shard == ShardContext.controllerShard
-        let context = self.context
-        return (SnapshotInstall(path: transfer.path, owns: { !controller && context.shard(of: $0) == shard }, controller: controller), key)
+        return (SnapshotInstall(staging: staging), key)
     }
 
     /// After the transaction that installed them: files go, local subscribers of the

@@ -63,6 +63,11 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     /// Reads a follower asked this leader for: who to answer, by read context.
     private var remoteReadAnswers: [UInt64: (node: String, request: UInt64)] = [:]
     static let readWaitMs: Int64 = 2000
+    /// Received snapshot bytes copied into the store per cycle: bounds how long a large
+    /// snapshot holds up the node's other shards (their writes share the transaction).
+    static let snapshotCopyBytesPerCycle = 2 << 20
+    /// Records of dropped channels deleted per housekeeping pass (every 100 ms).
+    static let droppedRowsPerPass = 5_000
     /// Log entries a replica keeps in memory beyond what it applied.
     static let inMemoryEntries = 256
     /// What the admin API shows; refreshed a few times a second.
@@ -210,7 +215,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     func run() {
         var nextTickMs = MonotonicClock.nowMs() + context.tickMs
         while true {
-            let wait = max(0, nextTickMs - MonotonicClock.nowMs())
+            // A snapshot being copied in goes on in the next cycle without waiting.
+            let wait = snapshots.copying.isEmpty ? max(0, nextTickMs - MonotonicClock.nowMs()) : 0
             _ = wake.wait(timeout: .now() + .milliseconds(Int(wait)))
             let taken = inbox.withLock { box -> Inbox in
                 let taken = box
@@ -324,7 +330,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 }
             }
         }
-        guard !readies.isEmpty || !outgoingFrames.isEmpty || router.hasSettled else { return maybeHousekeep(now: now) }
+        let copying = snapshots.copying
+        guard !readies.isEmpty || !outgoingFrames.isEmpty || router.hasSettled || !copying.isEmpty else { return maybeHousekeep(now: now) }
         // A leader's appends may leave before its own write (Raft thesis §10.2.1): followers
         // persist before they answer, and their answers are processed in a later cycle,
         // after this one's fsync — so nothing commits on a copy the leader has not synced.
@@ -345,7 +352,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         reportSettled(appended: [])
         var appended: [ChannelAppend] = []
         let controller = applyController(controllerEntries)
-        if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty {
+        if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty || !copying.isEmpty {
+            let startedMs = MonotonicClock.nowMs()
+            defer { noteSlowWrite(since: startedMs, persisted: persist.count, applied: apply.count, installs: installs.count, copying: copying.count) }
             do throws(StorageError) {
                 // Publishes are acknowledged as soon as their outcomes are decided, before
                 // this transaction's fsync: they are committed (a majority fsynced the
@@ -353,7 +362,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 // them from the log to the same offsets.
                 (_, appended) = try store.commit(
                     persist: persist, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
-                    installs: installs, now: WallClock.nowMs(),
+                    installs: installs, staging: copying, stagingBytesMax: Self.snapshotCopyBytesPerCycle, now: WallClock.nowMs(),
                     staged: { outcomes in settleApplied(outcomes, positions: applyPositions) })
             } catch {
                 // Raft's promises rest on this write; a node that cannot make it must stop
@@ -364,6 +373,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         }
         if let controller { adoptControllerState(controller) }
         if !installing.isEmpty { installed(installing) }
+        if !copying.isEmpty { snapshotsCopied() }
         for (shard, messages) in late {
             for message in messages {
                 guard let node = context.name(of: message.to) else { continue }
@@ -415,6 +425,18 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         if !settled.isEmpty { onCommit(CommitReport(outcomes: settled, appended: [])) }
     }
 
+    /// A cycle transaction this long holds up every shard of the node: worth a line.
+    static let slowWriteMs: Int64 = 100
+
+    private func noteSlowWrite(since startedMs: Int64, persisted: Int, applied: Int, installs: Int, copying: Int) {
+        let elapsed = MonotonicClock.nowMs() - startedMs
+        guard elapsed >= Self.slowWriteMs else { return }
+        context.logger.warn("slow replication write", [
+            "ms": "\(elapsed)", "shards_persisted": "\(persisted)", "records_applied": "\(applied)",
+            "snapshots_installed": "\(installs)", "snapshots_copying": "\(copying)",
+        ])
+    }
+
     /// Hands what the router settled (and `appended` records) to the client loops.
     private func reportSettled(appended: [ChannelAppend]) {
         let settled = router.takeSettled()
@@ -448,6 +470,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         if now - lastReconcileMs >= 100 {
             lastReconcileMs = now
             reconcile(now: now)
+            do throws(StorageError) { try store.collectDropped(rowsMax: Self.droppedRowsPerPass) } catch {
+                context.logger.error("cannot delete dropped channels' records", ["error": error.description])
+            }
         }
         if now - lastTrimMs >= 1000 {
             lastTrimMs = now

@@ -30,9 +30,14 @@ struct SnapshotTransfers {
         var received: UInt64 = 0
         var path: String
         var file: UnsafeMutablePointer<FILE>?
-        var verified = false
+        /// Checked whole, it is being copied into the store (a bounded amount per cycle).
+        var staging: SnapshotStaging?
         /// Its Raft message was handed to the replica (installed or not, the file is done).
         var stepped = false
+
+        /// Copied whole: its Raft message may be handed to the replica.
+        var isStaged: Bool { staging.map { $0.isComplete && $0.failure == nil } ?? false }
+        var isCopying: Bool { staging.map { !$0.isComplete && $0.failure == nil } ?? false }
     }
 
     static let chunkBytes = 256 << 10
@@ -44,8 +49,11 @@ struct SnapshotTransfers {
     var incoming: [Key: Incoming] = [:]
     /// Snapshots being written by the background producer.
     var producing: Set<Key> = []
-    /// Raft snapshot messages whose data is still being checked.
+    /// Raft snapshot messages whose data is still being checked or copied in.
     var parked: [Key: ShardEnvelope] = [:]
+
+    /// The copies in progress, for this cycle's transaction.
+    var copying: [SnapshotStaging] { incoming.values.compactMap { $0.isCopying ? $0.staging : nil } }
 
     static func remove(_ path: String) { unlink(path) }
 

@@ -33,6 +33,9 @@ final class Database {
         if rc != SQLITE_OK { throw error("exec(\(sql.prefix(60)))", rc) }
     }
 
+    /// Rows the last INSERT, UPDATE or DELETE changed.
+    var changes: Int { Int(sqlite3_changes(handle)) }
+
     func prepare(_ sql: String) throws(StorageError) -> Statement {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)

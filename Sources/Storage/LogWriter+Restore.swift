@@ -1,17 +1,26 @@
-/// Channels restored from a snapshot, inside the caller's open transaction. Records get
-/// their payload inline and a checksum under the channel's new row id.
+/// Channels restored from a snapshot, inside the caller's open transaction. A snapshot's
+/// channels are copied in under fresh row ids marked dropped (invisible, and deleted if
+/// the copy is abandoned), then made live at once when it installs. Records get their
+/// payload inline and a checksum under the channel's new row id.
 extension LogWriter {
-    func restoreChannel(name: String, head: UInt64, earliest: UInt64, bytes: Int64, lastTimestamp: Int64)
-        throws(StorageError) -> Int64
+    /// A fresh row id for a channel being copied in, marked dropped until it goes live.
+    func reserveStagedChannel() throws(StorageError) -> Int64 {
+        let id = nextChannelId
+        nextChannelId += 1
+        try markDropped(id)
+        return id
+    }
+
+    /// Makes a copied channel live under `name` (no live channel may hold that name).
+    func adoptStagedChannel(name: String, id: Int64, head: UInt64, earliest: UInt64, bytes: Int64, lastTimestamp: Int64)
+        throws(StorageError)
     {
         guard channels[name] == nil, earliest >= 1, earliest <= head + 1 else {
             throw .corruptRecord(channel: name, offset: earliest)
         }
-        let state = ChannelState(id: nextChannelId, head: head, earliest: earliest, bytes: bytes, lastTimestamp: lastTimestamp, isNew: true)
-        nextChannelId += 1
-        try save(name: name, state)
-        channels[name] = ChannelState(id: state.id, head: head, earliest: earliest, bytes: bytes, lastTimestamp: lastTimestamp, isNew: false)
-        return state.id
+        try save(name: name, ChannelState(id: id, head: head, earliest: earliest, bytes: bytes, lastTimestamp: lastTimestamp, isNew: true))
+        try unmarkDropped(id)
+        channels[name] = ChannelState(id: id, head: head, earliest: earliest, bytes: bytes, lastTimestamp: lastTimestamp, isNew: false)
     }
 
     func restoreRecord(channelId: Int64, offset: UInt64, timestamp: Int64, payload: [UInt8]) throws(StorageError) {

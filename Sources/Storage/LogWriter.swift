@@ -69,6 +69,9 @@ final class LogWriter {
                 lastTimestamp: statement.int64(5), isNew: false)
             nextChannelId = max(nextChannelId, id + 1)
         }
+        // Ids of dropped channels and unfinished snapshot copies are never reused.
+        let dropped = try db.prepare("SELECT max(id) FROM dropped_channels")
+        if try dropped.step(), !dropped.isNull(0) { nextChannelId = max(nextChannelId, dropped.int64(0) + 1) }
     }
 
     /// What `stage` wrote inside a transaction, adopted into memory once it commits.
@@ -229,14 +232,14 @@ final class LogWriter {
         channels[name] = state
     }
 
-    /// Inside an open transaction: deletes channels with their records and producer state
-    /// (their replica left this node).
+    /// Inside an open transaction: drops channels (their replica left this node, or a
+    /// snapshot replaces them). Their rows are deleted later, a bounded number per
+    /// transaction (`collectDropped`), so dropping a large replica stalls nothing.
     func drop(channels names: [String]) throws(StorageError) {
         for name in names {
             guard let state = channels.removeValue(forKey: name) else { continue }
-            try db.execute("DELETE FROM messages WHERE channel=\(state.id)")
-            try db.execute("DELETE FROM producers WHERE channel=\(state.id)")
             try db.execute("DELETE FROM channels WHERE id=\(state.id)")
+            try markDropped(state.id)
             producers = producers.filter { $0.key.channelId != state.id }
         }
     }

@@ -11,6 +11,10 @@ public final class ReplicatedStore {
     private let begin: Statement
     private let end: Statement
     private let rollback: Statement
+    let savepoint: Statement
+    let release: Statement
+    let rollbackToSavepoint: Statement
+    let stagings = StagingRegistry()
     public let directory: DataDirectory
 
     public init(directory: DataDirectory, durability: Durability) throws(StorageError) {
@@ -21,6 +25,9 @@ public final class ReplicatedStore {
         begin = try db.prepare("BEGIN IMMEDIATE")
         end = try db.prepare("COMMIT")
         rollback = try db.prepare("ROLLBACK")
+        savepoint = try db.prepare("SAVEPOINT staging")
+        release = try db.prepare("RELEASE staging")
+        rollbackToSavepoint = try db.prepare("ROLLBACK TO staging")
     }
 
     /// Every replica's persisted state and unapplied log (verified against their checksums).
@@ -46,17 +53,21 @@ public final class ReplicatedStore {
     /// it is stored and the in-memory state is unchanged.
     /// `clusterState`, when given, replaces the stored controller state (the controller's
     /// replicas store it with the applied index that produced it). `installs` come first:
-    /// snapshots replacing replicas' state (the entries persisted after them follow them).
-    /// `staged` gets the outcomes once they are decided, before the transaction commits:
+    /// snapshots replacing replicas' state (the entries persisted after them follow them);
+    /// `staging` copies up to `stagingBytesMax` of received snapshots in (a failing copy is
+    /// marked failed, the rest commits). `staged` gets the outcomes once they are decided, before the transaction commits:
     /// applying committed entries is deterministic, so what it will store is known then.
     public func commit(
         persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
-        installs: [SnapshotInstall] = [], now: Int64, staged onStaged: ([AppendOutcome]) -> Void = { _ in }
+        installs: [SnapshotInstall] = [], staging: [SnapshotStaging] = [], stagingBytesMax: Int = 8 << 20, now: Int64,
+        staged onStaged: ([AppendOutcome]) -> Void = { _ in }
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
         do throws(StorageError) {
             try begin.run()
             for item in installs { try install(item) }
             for item in persist { try tables.persist(item) }
+            // Before `stage`: copies take channel row ids, which `stage` then does not reuse.
+            try copy(staging, bytesMax: stagingBytesMax)
             let staged = try writer.stage(apply, now: now)
             for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
             if let clusterState { try tables.saveClusterState(clusterState) }

@@ -69,6 +69,9 @@ enum Schema {
         }
         // Which Raft entries retained records still point into (the oldest bounds trimming).
         try db.execute("CREATE INDEX IF NOT EXISTS messages_ref ON messages(ref_shard, ref_idx) WHERE ref_idx IS NOT NULL")
+        // Channel row ids whose records are not live: a dropped channel's, deleted a bounded
+        // number per transaction, and a snapshot's being copied in before it is installed.
+        try db.execute("CREATE TABLE IF NOT EXISTS dropped_channels(id INTEGER PRIMARY KEY)")
         return db
     }
 }

@@ -66,9 +66,22 @@ import Testing
             let (old, input) = publish(1, "a", "stale")
             _ = try store.commit(persist: [RaftPersist(shard: 2, hardState: (term: 1, vote: nil, commit: 1, repairing: nil), entries: [old])],
                                  apply: [input], appliedThrough: [2: 1], now: 1)
+            // Copied in one record per transaction; invisible until installed.
+            let staging = try store.beginStaging(path: path, owns: { $0 == "a" || $0 == "b" }, controller: false)
+            var copies = 0
+            while !staging.isComplete {
+                _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging], stagingBytesMax: 1, now: 2)
+                copies += 1
+                #expect(store.channelBounds() == ["a": ChannelBounds(earliest: 1, head: 1)])
+                #expect(try DataDirectory.readerFor(target.path).read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == [Array("stale".utf8)])
+            }
+            #expect(staging.failure == nil && copies >= 6, "\(copies) copies")
             _ = try store.commit(
                 persist: [RaftPersist(shard: 2, hardState: (term: 2, vote: nil, commit: 7, repairing: nil), entries: [])], apply: [],
-                appliedThrough: [:], installs: [SnapshotInstall(path: path, owns: { $0 == "a" || $0 == "b" }, controller: false)], now: 2)
+                appliedThrough: [:], installs: [SnapshotInstall(staging: staging)], now: 2)
+            // The replaced channel's records go a bounded number at a time.
+            #expect(try store.collectDropped(rowsMax: 10) == 1)
+            #expect(try store.collectDropped(rowsMax: 10) == 0)
             #expect(store.channelBounds() == ["a": ChannelBounds(earliest: 1, head: 3), "b": ChannelBounds(earliest: 1, head: 3)])
             // A retried publish of a producer is still recognised after the move.
             let retry = AppendInput(channel: "b", producer: ProducerStamp(id: 5, sequence: 6), payload: [1])
@@ -83,6 +96,38 @@ import Testing
         let reader = try DataDirectory.readerFor(target.path)
         #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == ["m1", "m2", "m3"].map { Array($0.utf8) })
         #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.timestamp) == [101, 102, 103])
+    }
+
+    /// A copy that never installs (its transfer was dropped, or the node restarted) leaves
+    /// nothing visible, and its rows are deleted like a dropped channel's.
+    @Test func anAbandonedCopyIsCollected() throws {
+        let source = TempDirectory("snap-abandon-source"), target = TempDirectory("snap-abandon-target")
+        defer { [source, target].forEach { $0.remove() } }
+        _ = try filledStore(source)
+        let path = source.path + "/2.snapshot"
+        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        func rows() throws -> Int {
+            Int(try Database(path: target.path + "/" + Schema.fileName, readOnly: true).scalarText("SELECT count(*) FROM messages") ?? "") ?? -1
+        }
+        do {
+            let store = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
+            var staging: SnapshotStaging? = try store.beginStaging(path: path, owns: { _ in true }, controller: false)
+            _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging!], stagingBytesMax: 40, now: 2)
+            #expect(try rows() == 2)
+            #expect(try store.collectDropped(rowsMax: 100) == 0, "a copy in progress is kept")
+            staging = nil
+            #expect(try store.collectDropped(rowsMax: 1) == 1)
+            // Another copy goes on, and the node stops half-way through it.
+            let again = try store.beginStaging(path: path, owns: { _ in true }, controller: false)
+            _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [again], stagingBytesMax: 40, now: 3)
+            #expect(try rows() == 3)
+            #expect(store.channelBounds().isEmpty)
+        }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
+        #expect(store.channelBounds().isEmpty)
+        #expect(try store.collectDropped(rowsMax: 100) == 3)
+        #expect(try rows() == 0)
+        #expect(try store.collectDropped(rowsMax: 100) == 0)
     }
 
     @Test func aDamagedSnapshotFileIsRefused() throws {
