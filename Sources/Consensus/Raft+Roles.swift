@@ -72,6 +72,7 @@ extension Raft {
 
     mutating func markUnstable(from index: UInt64) {
         unstableFrom = min(unstableFrom ?? index, index)
+        unstableSinceReady = min(unstableSinceReady ?? index, index)
     }
 
     mutating func sendAppend(to peer: UInt64) {
@@ -158,6 +159,7 @@ extension Raft {
         ready.snapshotsWanted = snapshotsWanted
         snapshotsWanted = []
         if let from = unstableFrom, from <= lastIndex { ready.entries = Array(log[Int(from - logOffset - 1)...]) }
+        unstableSinceReady = nil
         if commit > applied { ready.committed = Array(log[Int(applied - logOffset)..<Int(commit - logOffset)]) }
         outbox = []
         return ready
@@ -167,7 +169,10 @@ extension Raft {
     public mutating func advance(_ ready: RaftReady) {
         if let hard = ready.hardState { lastHardState = hard }
         if ready.snapshot != nil && ready.snapshot == pendingInstall { pendingInstall = nil }
-        if let last = ready.entries.last, let from = unstableFrom, last.index >= from { unstableFrom = nil }
+        // Entries appended or rewritten after `ready()` (a proposal, a step) were not in it
+        // and stay unstable: marking them stable would let this node count its own vote
+        // for entries it never persisted.
+        if !ready.entries.isEmpty { unstableFrom = unstableSinceReady }
         if let last = ready.committed.last { applied = max(applied, last.index) }
     }
 }

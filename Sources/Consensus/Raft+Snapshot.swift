@@ -68,6 +68,7 @@ extension Raft {
         commit = meta.index
         applied = meta.index
         unstableFrom = nil
+        unstableSinceReady = nil
         // The snapshot holds everything committed through its index.
         if let until = repairingUntil, meta.index >= until { repairingUntil = nil }
         pendingInstall = meta

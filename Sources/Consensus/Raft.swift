@@ -70,6 +70,9 @@ public struct Raft: Sendable {
     // Pending output, drained by ready().
     var outbox: [RaftEnvelope] = []
     var unstableFrom: UInt64?
+    /// The lowest index marked unstable since the last `ready()`: those entries are not in
+    /// the Ready being handled, so `advance` must leave them unstable.
+    var unstableSinceReady: UInt64?
     var lastHardState: HardState
 
     /// Starts from persisted state (empty for a new node).

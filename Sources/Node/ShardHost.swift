@@ -371,9 +371,6 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 fatalError("replicated store write failed: \(error)")
             }
         }
-        if let controller { adoptControllerState(controller) }
-        if !installing.isEmpty { installed(installing) }
-        if !copying.isEmpty { snapshotsCopied() }
         for (shard, messages) in late {
             for message in messages {
                 guard let node = context.name(of: message.to) else { continue }
@@ -401,6 +398,12 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 groups[shard]!.raft.compact(through: groups[shard]!.raft.lastIndex - UInt64(Self.inMemoryEntries))
             }
         }
+        // Only now, with every group's Ready advanced, may anything step or propose to a
+        // group (adopting a new map reconciles replica sets; a copied snapshot is stepped):
+        // whatever a group appends from here on is persisted by the next cycle.
+        if let controller { adoptControllerState(controller) }
+        if !installing.isEmpty { installed(installing) }
+        if !copying.isEmpty { snapshotsCopied() }
         flushOutgoing()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
         answerReads(now: now)

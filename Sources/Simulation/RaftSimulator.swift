@@ -37,10 +37,16 @@ public final class RaftSimulator {
     /// index (its state machine keeps what they did); followers that need those entries
     /// are then sent snapshots.
     public var trimming = 0.0
+    /// Chance per processed Ready that a leader proposes while it handles it, between
+    /// `ready()` and `advance()` — as a node's shell may (a new shard map reconciles a
+    /// replica set). Such an entry must come in the next Ready.
+    public var lateProposals = 0.0
     /// Chance that producing a snapshot fails (the leader reports it and retries later).
     public var snapshotFailures = 0.1
     /// Snapshots sent by leaders and installed by followers, over all nodes.
     public private(set) var snapshotsSent = 0
+    /// Entries proposed by `lateProposals`.
+    public private(set) var lateProposed = 0
     public private(set) var snapshotsInstalled = 0
     /// Snapshot data in flight, by (sender, index): it travels beside the message.
     var snapshotData: [SnapshotKey: [RaftEntry]] = [:]
@@ -304,8 +310,14 @@ public final class RaftSimulator {
         if let meta = ready.snapshot { install(meta, on: id) }
         if let hard = ready.hardState { disk.hardState = hard }
         if let first = ready.entries.first {
-            if first.index <= disk.baseIndex + UInt64(disk.log.count) { disk.log.removeSubrange(Int(first.index - disk.baseIndex - 1)...) }
-            disk.log.append(contentsOf: ready.entries)
+            let end = disk.baseIndex + UInt64(disk.log.count)
+            if first.index > end + 1 {
+                // An entry the Ready contract should have handed over was skipped.
+                violations.append("node \(id) was to persist entries from \(first.index) with its log ending at \(end) [seed \(seed)]")
+            } else {
+                if first.index <= end { disk.log.removeSubrange(Int(first.index - disk.baseIndex - 1)...) }
+                disk.log.append(contentsOf: ready.entries)
+            }
         }
         for envelope in ready.messages {
             if blocked.contains(Link(from: Int(envelope.from), to: Int(envelope.to))) || random.nextUnit() < loss { continue }
@@ -332,6 +344,10 @@ public final class RaftSimulator {
                 applied[entry.index] = entry
                 appliedTerm[entry.index] = raft.term
             }
+        }
+        if lateProposals > 0 && raft.role == .leader && random.nextUnit() < lateProposals {
+            lateProposed += 1
+            _ = raft.propose(Array("late \(lateProposed)".utf8))
         }
         raft.advance(ready)
         if let last = ready.committed.last { disk.applied = max(disk.applied, last.index) }

@@ -61,4 +61,32 @@ func messages(_ raft: inout Raft) -> [RaftEnvelope] {
         #expect(reply == expected)
         #expect(node.term == 5)
     }
+
+    /// The Ready contract when the shell proposes while it handles a Ready (as a node does
+    /// when a newly adopted shard map makes it change a replica set): the new entry was not
+    /// in that Ready, so it must come in the next one — the leader counts itself for its
+    /// entries, and an entry it never persisted would be committed on one copy too few.
+    @Test func anEntryProposedWhileAReadyIsHandledIsPersistedWithTheNext() {
+        var leader = Raft(id: 1, voters: [1, 2, 3], seed: 1, hardState: HardState(term: 1, votedFor: nil, commit: 0))
+        var sent: [RaftEnvelope] = []
+        for _ in 0..<40 where sent.isEmpty {
+            leader.tick()
+            sent = messages(&leader)
+        }
+        for peer: UInt64 in [2, 3] { leader.step(RaftEnvelope(from: peer, to: 1, message: .preVoteResponse(term: 2, granted: true))) }
+        for peer: UInt64 in [2, 3] { leader.step(RaftEnvelope(from: peer, to: 1, message: .voteResponse(term: leader.term, granted: true))) }
+        #expect(leader.role == .leader)
+        let first = leader.propose([1])
+        #expect(first)
+        let ready = leader.ready()
+        let handled = ready.entries.map(\.index)
+        #expect(!handled.isEmpty)
+        let late = leader.propose([2])  // after ready(), before advance()
+        #expect(late)
+        leader.advance(ready)
+        let next = leader.ready()
+        #expect(next.entries.map(\.index) == [leader.lastIndex], "handled \(handled); the late entry must be persisted next")
+        leader.advance(next)
+        #expect(leader.ready().entries.isEmpty)
+    }
 }

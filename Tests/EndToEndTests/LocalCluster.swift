@@ -81,3 +81,20 @@ func shardRows(_ admin: String) throws -> [[String: Any]] {
     guard status == 200 else { return [] }
     return try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] ?? []
 }
+
+/// What a failing cluster test should show: every shard's replicas, leader and progress
+/// (`chaparctl shards`) and each node's last warnings and errors — so a failure seen once
+/// in CI, whose directories are gone, can still be read.
+func clusterDiagnosis(_ dir: String, linesPerNode: Int = 25) -> String {
+    var text = "chaparctl shards:\n" + ((try? chaparctl(["shards", "--dir", dir], seconds: 20))?.1 ?? "(unavailable)")
+    let nodes = ((try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json")))) as? [String: Any])?["nodes"]
+        as? [[String: Any]] ?? []
+    for node in nodes {
+        guard let id = node["id"] as? String, let data = node["data"] as? String,
+              let log = try? String(contentsOfFile: data + "/chapard.log", encoding: .utf8) else { continue }
+        let notable = log.split(separator: "\n").filter { $0.contains("level=warn") || $0.contains("level=error") }
+        text += "\n\(id): last \(min(linesPerNode, notable.count)) of \(notable.count) warnings/errors:\n"
+            + notable.suffix(linesPerNode).joined(separator: "\n")
+    }
+    return text
+}
