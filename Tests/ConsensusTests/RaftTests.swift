@@ -6,9 +6,13 @@ import Testing
 import Glibc
 #endif
 
-/// Seeds 1-8 in CI; `CHAPAR_SIM_SEEDS=N` runs N (the long sweep). Failures name the seed.
+/// Seeds 1-8 in CI; `CHAPAR_SIM_SEEDS=N` runs N (the long sweep), from
+/// `CHAPAR_SIM_FIRST` (default 1) to narrow one down. Failures name the seed.
 let raftSeeds: [UInt64] = {
-    if let text = getenv("CHAPAR_SIM_SEEDS"), let count = UInt64(String(cString: text)) { return Array(1...count) }
+    let first = getenv("CHAPAR_SIM_FIRST").flatMap { UInt64(String(cString: $0)) } ?? 1
+    if let text = getenv("CHAPAR_SIM_SEEDS"), let count = UInt64(String(cString: text)), count > 0 {
+        return Array(first..<(first + count))
+    }
     return Array(1...8)
 }()
 
