@@ -2,14 +2,15 @@ import ChaparCore
 
 /// Reads channel history on its own SQLite connection, verifying every record's checksum.
 ///
-/// WAL mode lets it read while the group committer writes. It caches channel row ids,
-/// which never change once assigned.
+/// WAL mode lets it read while the group committer writes. A channel's row id is looked
+/// up by every read, in the same statement as its records: a replica replaced by a
+/// snapshot (or dropped and created again) has new ids, and its old rows — whose payloads
+/// may lie in Raft entries that are gone — are deleted in the background.
 public final class LogReader: @unchecked Sendable {  // guarded by: the one thread that uses it
     private let db: Database
     private let selectChannel: Statement
     private let selectRange: Statement
     private let payloads: PayloadResolver
-    private var channelIds: [String: Int64] = [:]
 
     init(path: String) throws(StorageError) {
         db = try Database(path: path, readOnly: true)
@@ -17,24 +18,19 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
         // A clustered record's payload is a slice of its Raft log entry (stored once; an
         // entry may carry several), cut out by `payloads`.
         selectRange = try db.prepare("""
-            SELECT offset, ts, crc, payload, ref_shard, ref_idx, ref_skip, bytes
-            FROM messages WHERE channel=?1 AND offset>=?2 ORDER BY offset LIMIT ?3
+            SELECT m.offset, m.ts, m.crc, m.payload, m.ref_shard, m.ref_idx, m.ref_skip, m.bytes, c.id
+            FROM channels c JOIN messages m ON m.channel=c.id
+            WHERE c.name=?1 AND m.offset>=?2 ORDER BY m.offset LIMIT ?3
             """)
         payloads = try PayloadResolver(db: db)
     }
 
     /// The channel's retained range, or `.empty` for a channel never written.
     public func bounds(_ channel: String) throws(StorageError) -> ChannelBounds {
-        try lookup(channel)?.bounds ?? .empty
-    }
-
-    private func lookup(_ channel: String) throws(StorageError) -> (id: Int64, bounds: ChannelBounds)? {
         defer { selectChannel.reset() }
         selectChannel.bind(1, Array(channel.utf8))
-        guard try selectChannel.step() else { return nil }
-        let id = selectChannel.int64(0)
-        channelIds[channel] = id
-        return (id, ChannelBounds(earliest: UInt64(selectChannel.int64(2)), head: UInt64(selectChannel.int64(1))))
+        guard try selectChannel.step() else { return .empty }
+        return ChannelBounds(earliest: UInt64(selectChannel.int64(2)), head: UInt64(selectChannel.int64(1)))
     }
 
     /// Up to `maxMessages` records from `from` on (or from the earliest retained, if later),
@@ -43,20 +39,18 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
         -> [StoredRecord]
     {
         guard maxMessages > 0 else { return [] }
-        var known = channelIds[channel]
-        if known == nil { known = try lookup(channel)?.id }
-        guard let id = known else { return [] }
         defer {
             selectRange.reset()
             payloads.reset()
         }
-        selectRange.bind(1, id)
+        selectRange.bind(1, Array(channel.utf8))
         selectRange.bind(2, Int64(clamping: from))
         selectRange.bind(3, Int64(maxMessages))
         var records: [StoredRecord] = []
         var bytes = 0
         var expected: UInt64?
         while try selectRange.step() {
+            let id = selectRange.int64(8)
             let offset = UInt64(selectRange.int64(0))
             let timestamp = selectRange.int64(1)
             let crc = UInt32(truncatingIfNeeded: selectRange.int64(2))

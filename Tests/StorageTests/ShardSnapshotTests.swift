@@ -27,6 +27,14 @@ import Testing
         return store
     }
 
+    /// A filled store's snapshot of shard 2 (every channel), written into its directory.
+    func snapshotOfFilledStore(_ source: TempDirectory) throws -> String {
+        _ = try filledStore(source)
+        let path = source.path + "/2.snapshot"
+        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        return path
+    }
+
     @Test func trimmingStopsAtTheOldestEntryARecordStillPointsInto() throws {
         let temp = TempDirectory("trim")
         defer { temp.remove() }
@@ -98,14 +106,39 @@ import Testing
         #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.timestamp) == [101, 102, 103])
     }
 
+    /// A node's readers live as long as the node: one that read a channel before a snapshot
+    /// replaced it (new row ids) must read the installed records, before and after the
+    /// replaced rows are deleted.
+    @Test func aLongLivedReaderReadsTheInstalledChannel() throws {
+        let source = TempDirectory("snap-reader-source"), target = TempDirectory("snap-reader-target")
+        defer { [source, target].forEach { $0.remove() } }
+        let path = try snapshotOfFilledStore(source)
+        let store = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
+        let (old, input) = publish(1, "a", "m1")
+        _ = try store.commit(persist: [RaftPersist(shard: 2, hardState: (term: 1, vote: nil, commit: 1, repairing: nil), entries: [old])],
+                             apply: [input], appliedThrough: [2: 1], now: 1)
+        let reader = try DataDirectory.readerFor(target.path)
+        let expected = ["m1", "m2", "m3"].map { Array($0.utf8) }
+        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == [expected[0]])
+        let staging = try store.beginStaging(path: path, owns: { _ in true }, controller: false)
+        while !staging.isComplete {
+            _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging], stagingBytesMax: 1 << 20, now: 2)
+        }
+        _ = try store.commit(
+            persist: [RaftPersist(shard: 2, hardState: (term: 2, vote: nil, commit: 7, repairing: nil), entries: [])], apply: [],
+            appliedThrough: [:], installs: [SnapshotInstall(staging: staging)], now: 2)
+        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == expected)
+        #expect(try store.collectDropped(rowsMax: 100) == 1)
+        #expect(try reader.read("a", from: 2, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == Array(expected[1...]))
+        #expect(try reader.bounds("a") == ChannelBounds(earliest: 1, head: 3))
+    }
+
     /// A copy that never installs (its transfer was dropped, or the node restarted) leaves
     /// nothing visible, and its rows are deleted like a dropped channel's.
     @Test func anAbandonedCopyIsCollected() throws {
         let source = TempDirectory("snap-abandon-source"), target = TempDirectory("snap-abandon-target")
         defer { [source, target].forEach { $0.remove() } }
-        _ = try filledStore(source)
-        let path = source.path + "/2.snapshot"
-        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        let path = try snapshotOfFilledStore(source)
         func rows() throws -> Int {
             Int(try Database(path: target.path + "/" + Schema.fileName, readOnly: true).scalarText("SELECT count(*) FROM messages") ?? "") ?? -1
         }
@@ -133,9 +166,7 @@ import Testing
     @Test func aDamagedSnapshotFileIsRefused() throws {
         let source = TempDirectory("snap-damaged")
         defer { source.remove() }
-        _ = try filledStore(source)
-        let path = source.path + "/2.snapshot"
-        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        let path = try snapshotOfFilledStore(source)
         var bytes = try #require(FileManager.default.contents(atPath: path))
         for position in [bytes.count / 2, bytes.count - 1] {
             var damaged = bytes
