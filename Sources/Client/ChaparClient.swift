@@ -156,6 +156,15 @@ public final class ChaparClient: Sendable {
         return batch
     }
 
+    /// Where the channel lives: its shard's replicas and their client addresses, and which
+    /// of them leads (a publish sent to the leader needs no forwarding hop).
+    public func locate(_ channel: String) async throws(ClientError) -> Location {
+        try Self.check(channel: channel)
+        let reply = try await call(.locate(channel: channel))
+        guard case .location(let location) = reply else { throw .closed(reason: "expected LOCATION, got \(reply.type)") }
+        return location
+    }
+
     /// Round trip time in microseconds.
     public func ping() async throws(ClientError) -> Int64 {
         let started = MonotonicClock.nowNs()

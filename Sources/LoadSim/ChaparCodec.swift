@@ -47,6 +47,10 @@ final class ChaparCodec: TargetCodec {
 
     func flushMarker(publishes: Int) -> [UInt8]? { nil }
 
+    func locate(_ channel: String, correlation: UInt32) -> [UInt8]? {
+        FrameEncoder.encode(Envelope(.locate(channel: channel), correlation: correlation))
+    }
+
     /// The offset of an ACK body (`channel:str8 offset:u64 flags:u8`) read in place.
     static func ackOffset(_ body: UnsafeRawBufferPointer) -> UInt64? {
         guard body.count >= 1 else { return nil }
@@ -71,6 +75,7 @@ final class ChaparCodec: TargetCodec {
                 case .welcome: handle(.ready)
                 case .subscribed(let subscribed): handle(.subscribed(channel: subscribed.channel, next: subscribed.nextOffset))
                 case .unsubscribed(let channel) where correlation == 0: handle(.subscriptionEnded(channel: channel))
+                case .location(let location): handle(.located(address: location.leaderNode?.address))
                 case .error(let error):
                     let code = error.knownCode.map { "\($0)" } ?? "\(error.code)"
                     handle(.failure("\(code): \(error.message)", correlation: correlation == 0 ? nil : correlation))

@@ -28,6 +28,9 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     private var inflightOrdered: [(publisher: Int, sent: Int64)] = []
     private var inflightOrderedHead = 0
     private var nextCorrelation: UInt32 = 1
+    /// Set when this connection moved to its channel's leader: the next handshake
+    /// publishes there without asking again.
+    private var relocated = false
 
     init(id: Int, worker: Worker, addresses: [SocketAddress], channels: [UInt32]) {
         self.id = id
@@ -146,9 +149,27 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     private func handle(_ event: CodecEvent) {
         switch event {
         case .ready:
-            state = .ready
-            for channel in channels { subscribe(channel) }
-            worker.connectionReady(self)
+            if !relocated, let channel = locatableChannel,
+               let bytes = codec.locate(channel, correlation: Self.locateCorrelation) {
+                tcp?.send(bytes)  // ready once answered
+                return
+            }
+            relocated = false
+            becomeReady()
+        case .located(let text):
+            guard state == .connecting else { return }
+            let leader = text.flatMap { try? SocketAddress(parsing: $0) }
+            guard let leader, let index = addresses.firstIndex(of: leader), index != addressIndex else { return becomeReady() }
+            // Reconnect to the leader before anything was published here.
+            addressIndex = index
+            address = leader
+            relocated = true
+            let old = tcp
+            old?.delegate = nil
+            old?.close()
+            tcp = nil
+            state = .down
+            connect()
         case .subscribed(let name, let next):
             guard let index = worker.channelIndex(name) else { return }
             confirmed.insert(index)
@@ -186,6 +207,8 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
             worker.delivered(to: self, offset: offset, payload: payload)
         case .reply(let bytes):
             tcp?.send(bytes)
+        case .failure(_, let correlation?) where correlation == Self.locateCorrelation && state == .connecting:
+            becomeReady()  // no LOCATE here: publish through this node
         case .failure(let text, let correlation):
             worker.stats.errors += 1
             worker.note("connection \(id): \(text)")
@@ -206,6 +229,23 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
 
     /// Marks SUBSCRIBE correlations (the low bits name the channel index).
     static let subscribeTag: UInt32 = 0x8000_0000
+    /// The LOCATE a publishing connection sends before it is ready (HELLO uses 0xFFFF_FFFF).
+    static let locateCorrelation: UInt32 = 0xFFFF_FFFE
+
+    private func becomeReady() {
+        state = .ready
+        for channel in channels { subscribe(channel) }
+        worker.connectionReady(self)
+    }
+
+    /// The one channel this connection publishes to, when it only publishes and may go
+    /// to the channel's leader among several target nodes.
+    private var locatableChannel: String? {
+        guard worker.target.locatePublishers, addresses.count > 1, channels.isEmpty,
+              let first = publishers.first?.plan.channel,
+              publishers.allSatisfy({ $0.plan.channel == first }) else { return nil }
+        return worker.channelName(first)
+    }
 
     private func subscribe(_ channel: UInt32) {
         var from: UInt64?

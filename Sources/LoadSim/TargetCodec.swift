@@ -23,6 +23,9 @@ enum CodecEvent {
     /// The target refused something; the text says what. `correlation` names the
     /// request when the target says which.
     case failure(String, correlation: UInt32?)
+    /// Where a channel's publishes are stored without forwarding (Chapar LOCATION): the
+    /// shard leader's client address, nil when the node knows no leader.
+    case located(address: String?)
 }
 
 struct CodecError: Error, CustomStringConvertible {
@@ -47,11 +50,14 @@ protocol TargetCodec: AnyObject {
     /// Bytes that make the target confirm everything before them (NATS: PING). Nil when
     /// publishes are acknowledged one by one.
     func flushMarker(publishes: Int) -> [UInt8]?
+    /// Bytes asking where `channel` is led (Chapar LOCATE); nil for targets without it.
+    func locate(_ channel: String, correlation: UInt32) -> [UInt8]?
     func consume(_ bytes: UnsafeRawBufferPointer, _ handle: (CodecEvent) -> Void) throws(CodecError)
 }
 
 extension TargetCodec {
     var acksCarryCorrelation: Bool { hasOffsets }
+    func locate(_ channel: String, correlation: UInt32) -> [UInt8]? { nil }
 }
 
 /// The systems the simulator drives: `chapar://H:P[,H:P…]`, `nats://H:P`, `redis://H:P`,
@@ -66,6 +72,9 @@ public struct Target: Equatable, Sendable, CustomStringConvertible {
     public var addresses: [SocketAddress]
     /// Sent in HELLO to Chapar nodes that require a token.
     public var token: [UInt8]?
+    /// Chapar clusters: a connection that only publishes, to one channel, moves to the
+    /// node leading the channel's shard (LOCATE) when that node is one of `addresses`.
+    public var locatePublishers = true
 
     public init(parsing url: String) throws(CodecErrorPublic) {
         guard let separator = url.firstRange(of: "://") else { throw CodecErrorPublic(description: "target '\(url)' is not KIND://HOST:PORT") }

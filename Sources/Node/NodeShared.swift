@@ -1,6 +1,8 @@
 import Auth
 import Storage
+import Synchronization
 import Transport
+import Wire
 
 /// What every loop of a node shares: configuration, logger, the store's committer
 /// and directory, and the channel feeds. All members are thread-safe.
@@ -28,6 +30,18 @@ final class NodeShared: Sendable {
     /// `latest`); nil in the reply when none could confirm one.
     let channelHead: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)?
 
+    /// This node's client listener (`host:port`), once bound.
+    let clientAddress = Mutex("")
+    /// Clustered nodes: the channel's shard, replicas and leader as this node knows them
+    /// (given this node's own entry); nil on single nodes.
+    let clusterLocate: (@Sendable (String, Location.Node) -> Location)?
+
+    /// LOCATE: where the channel's publishes are stored without a forwarding hop.
+    func locate(_ channel: String) -> Location {
+        let own = Location.Node(id: config.nodeId, address: clientAddress.withLock { $0 })
+        return clusterLocate?(channel, own) ?? Location(channel: channel, shard: 0, leader: 0, nodes: [own])
+    }
+
     /// True for a channel this node serves by relay from another node.
     func isEdge(_ channel: String) -> Bool { edge != nil && !hosts(shardOf(channel)) }
 
@@ -37,8 +51,10 @@ final class NodeShared: Sendable {
         shardOf: @escaping @Sendable (String) -> Int = { _ in 0 },
         reportDamage: @escaping @Sendable (String) -> Void = { _ in },
         readIndex: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil,
-        channelHead: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil
+        channelHead: (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? = nil,
+        clusterLocate: (@Sendable (String, Location.Node) -> Location)? = nil
     ) {
+        self.clusterLocate = clusterLocate
         self.channelHead = channelHead
         self.reportDamage = reportDamage
         self.readIndex = readIndex

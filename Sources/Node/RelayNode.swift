@@ -5,6 +5,7 @@ import Placement
 import Storage
 import Synchronization
 import Transport
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -111,7 +112,8 @@ public final class RelayNode: Sendable {
                 if let shardContext, let shardHost { shardHost.reportDamage(shard: shardContext.shard(of: channel)) }
             },
             readIndex: Self.readIndexFunction(shardHost, shardContext),
-            channelHead: Self.channelHeadFunction(shardHost))
+            channelHead: Self.channelHeadFunction(shardHost),
+            clusterLocate: Self.locateFunction(shardHost, shardContext))
         var contexts: [LoopContextBox] = []
         for loop in group.loops {
             let box = group.sync(on: loop.index) { () -> Result<LoopContextBox, StorageError> in
@@ -141,6 +143,7 @@ public final class RelayNode: Sendable {
         listener = try listenerResult.get()
         address = listener.listener.address
         let clientAddress = address.description
+        shared.clientAddress.withLock { $0 = clientAddress }
         if !config.membership.admin.isEmpty {
             let adminRequested = try SocketAddress(parsing: config.membership.admin)
             let result = group.sync(on: 0) { () -> Result<Bool, ErrorBox> in
@@ -167,7 +170,7 @@ public final class RelayNode: Sendable {
                         (cluster.gossip?.machine.view ?? []).filter { $0.status <= .suspect && !$0.info.peer.isEmpty }.map {
                             PeerMember(
                                 id: $0.id, peer: $0.info.peer, zone: $0.info.zone, weight: Int($0.info.weight),
-                                mapEpoch: $0.info.mapEpoch, origin: $0.info.origin)
+                                mapEpoch: $0.info.mapEpoch, origin: $0.info.origin, client: $0.info.client)
                         }
                     }
                     links.links = peerLinks
@@ -294,6 +297,19 @@ public final class RelayNode: Sendable {
     ) -> (@Sendable (String, @escaping @Sendable (UInt64?) -> Void) -> Void)? {
         guard let host else { return nil }
         return { channel, reply in host.channelHead(channel, reply: reply) }
+    }
+
+    /// LOCATE on a clustered node: the shard's replicas by the map this node knows, with
+    /// their gossiped client addresses, and its leader when this node hosts the shard.
+    static func locateFunction(_ host: ShardHost?, _ context: ShardContext?) -> (@Sendable (String, Location.Node) -> Location)? {
+        guard let host, let context else { return nil }
+        return { channel, own in
+            let shard = context.shard(of: channel)
+            let replicas = Array(context.replicas(of: shard).prefix(Location.nodesMax))
+            let nodes = replicas.map { $0 == own.id ? own : Location.Node(id: $0, address: context.clientAddress(of: $0) ?? "") }
+            let leader = host.leader(of: shard).flatMap { replicas.firstIndex(of: $0) }
+            return Location(channel: channel, shard: UInt32(shard), leader: leader, nodes: nodes)
+        }
     }
 
     static func origin(_ config: NodeConfig) -> UInt64 {

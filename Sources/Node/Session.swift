@@ -155,6 +155,8 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
             context.fetch(self, fetch, correlation: correlation)
         case .ping(let nonce):
             send(.pong(nonce: nonce), correlation: correlation)
+        case .locate(let channel):
+            send(.location(context.shared.locate(channel)), correlation: correlation)
         case .hello:
             fail(ProtocolViolation(.unexpectedFrame, "HELLO was already received", correlation: correlation))
         default:

@@ -148,6 +148,11 @@ final class ShardContext: Sendable {
 
     var members: [String: PeerMember] { view.withLock { $0.members } }
 
+    /// A live member's client address, if gossip shows one.
+    func clientAddress(of node: String) -> String? {
+        view.withLock { $0.members[node].flatMap { $0.client.isEmpty ? nil : $0.client } }
+    }
+
     func isConnected(_ node: String) -> Bool { view.withLock { $0.connected.contains(node) } }
 
     func setConnected(_ node: String, _ up: Bool) {
@@ -163,4 +168,6 @@ struct PeerMember: Equatable, Sendable {
     var weight: Int
     var mapEpoch: UInt64
     var origin: UInt64
+    /// The member's client listener, as gossip shows it (LOCATE answers with it).
+    var client = ""
 }

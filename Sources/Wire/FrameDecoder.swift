@@ -123,6 +123,23 @@ public enum FrameDecoder {
             let code = try r.readUInt16("code")
             let text = try r.readMediumBytes("message", max: Limits.errorTextBytesMax)
             return .error(ErrorReply(rawCode: code, message: String(decoding: text, as: UTF8.self)))
+        case .locate:
+            return .locate(channel: try readChannel(&r, correlation))
+        case .location:
+            let channel = try readChannel(&r, correlation)
+            let shard = try r.readUInt32("shard")
+            let leader = Int(try r.readUInt8("leader"))
+            let count = Int(try r.readUInt8("count"))
+            if count > Location.nodesMax { throw DecodeFailure.invalid(field: "count", reason: "\(count) nodes; at most \(Location.nodesMax)") }
+            if leader != 255 && leader >= count {
+                throw DecodeFailure.invalid(field: "leader", reason: "index \(leader) of \(count) nodes")
+            }
+            var nodes: [Location.Node] = []
+            for _ in 0..<count {
+                nodes.append(Location.Node(
+                    id: try text(r.readShortBytes("node"), "node"), address: try text(r.readShortBytes("address"), "address")))
+            }
+            return .location(Location(channel: channel, shard: shard, leader: leader == 255 ? nil : leader, nodes: nodes))
         }
     }
 

@@ -96,7 +96,7 @@ public enum FrameEncoder {
             w.writeShortBytes(Array(s.channel.utf8))
             w.write(s.nextOffset)
             w.write(s.head)
-        case .unsubscribe(let channel), .unsubscribed(let channel):
+        case .unsubscribe(let channel), .unsubscribed(let channel), .locate(let channel):
             w.writeShortBytes(Array(channel.utf8))
         case .message(let m):
             w.writeShortBytes(Array(m.channel.utf8))
@@ -123,6 +123,16 @@ public enum FrameEncoder {
         case .error(let e):
             w.write(e.code)
             w.writeMediumBytes(Array(e.message.utf8.prefix(Limits.errorTextBytesMax)))
+        case .location(let l):
+            precondition(l.nodes.count <= Location.nodesMax && (l.leader ?? 0) < max(1, l.nodes.count), "invalid LOCATION")
+            w.writeShortBytes(Array(l.channel.utf8))
+            w.write(l.shard)
+            w.write(UInt8(l.leader ?? 255))
+            w.write(UInt8(l.nodes.count))
+            for node in l.nodes {
+                w.writeShortBytes(Array(node.id.utf8.prefix(255)))
+                w.writeShortBytes(Array(node.address.utf8.prefix(255)))
+            }
         }
     }
 }

@@ -14,11 +14,13 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
     case ping = 0x0C
     case pong = 0x0D
     case error = 0x0E
+    case locate = 0x0F
+    case location = 0x10
 
     /// Frames a client may send; the server answers any other type with `unexpectedFrame`.
     public var isClientToServer: Bool {
         switch self {
-        case .hello, .publish, .subscribe, .unsubscribe, .fetch, .ping: true
+        case .hello, .publish, .subscribe, .unsubscribe, .fetch, .ping, .locate: true
         default: false
         }
     }

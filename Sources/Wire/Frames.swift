@@ -150,6 +150,40 @@ public struct Batch: Equatable, Sendable {
     }
 }
 
+/// Where a channel lives (LOCATION): its shard's replicas with their client addresses,
+/// and which of them leads. A publish sent to the leader is stored without a forwarding
+/// hop; any node accepts it.
+public struct Location: Equatable, Sendable {
+    public struct Node: Equatable, Sendable {
+        public var id: String
+        /// `host:port` of the node's client listener; empty when not known.
+        public var address: String
+
+        public init(id: String, address: String) {
+            self.id = id
+            self.address = address
+        }
+    }
+
+    public var channel: String
+    public var shard: UInt32
+    /// Index into `nodes` of the shard's leader; nil when none is known.
+    public var leader: Int?
+    public var nodes: [Node]
+
+    public init(channel: String, shard: UInt32, leader: Int?, nodes: [Node]) {
+        self.channel = channel
+        self.shard = shard
+        self.leader = leader
+        self.nodes = nodes
+    }
+
+    public var leaderNode: Node? { leader.map { nodes[$0] } }
+
+    /// Nodes a LOCATION lists at most (the count is a u8; 255 marks "no leader").
+    public static let nodesMax = 254
+}
+
 public struct ErrorReply: Equatable, Sendable {
     /// The raw code, kept even when this build does not know it.
     public var code: UInt16
@@ -188,6 +222,8 @@ public enum Frame: Equatable, Sendable {
     case ping(nonce: UInt64)
     case pong(nonce: UInt64)
     case error(ErrorReply)
+    case locate(channel: String)
+    case location(Location)
 
     public var type: FrameType {
         switch self {
@@ -205,6 +241,8 @@ public enum Frame: Equatable, Sendable {
         case .ping: .ping
         case .pong: .pong
         case .error: .error
+        case .locate: .locate
+        case .location: .location
         }
     }
 }

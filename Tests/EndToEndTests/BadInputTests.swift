@@ -76,6 +76,9 @@ let badInputs: [BadInput] = [
         let address = try SocketAddress(parsing: node.address)
         let bystander = try await ChaparClient.connect(to: address)
         defer { bystander.close() }
+        // A single node stores every channel itself.
+        let here = try await bystander.locate("bystander")
+        #expect(here.leader == 0 && here.nodes.map(\.address) == [node.address])
         let stream = try await bystander.subscribe("bystander", from: .earliest)
         var iterator = stream.makeAsyncIterator()
         var expectedOffset: UInt64 = 1

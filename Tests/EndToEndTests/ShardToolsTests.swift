@@ -1,5 +1,7 @@
+import Client
 import Foundation
 import Testing
+import Transport
 
 @Suite(.serialized) struct ShardToolsTests {
     /// The operator's view of a sharded local cluster: `cluster up --shards`, `pub`/`sub
@@ -25,6 +27,18 @@ import Testing
             #expect((info["replicas"] as? [String])?.sorted() == ["node-1", "node-2", "node-3"])
             let leader = try #require(info["leader"] as? String)
             #expect((0..<8).contains((info["shard"] as? NSNumber)?.intValue ?? -1))
+
+            // LOCATE through every node: the same shard, replicas and leader, with the
+            // nodes' client addresses.
+            for node in ["node-1", "node-2", "node-3"] {
+                let client = try await ChaparClient.connect(to: try SocketAddress(parsing: try nodeField(dir, node, "client")))
+                defer { client.close() }
+                let location = try await client.locate("news")
+                #expect(Int(location.shard) == (info["shard"] as? NSNumber)?.intValue)
+                #expect(location.nodes.map(\.id).sorted() == ["node-1", "node-2", "node-3"])
+                for entry in location.nodes { #expect(entry.address == (try nodeField(dir, entry.id, "client")), "\(node): \(entry)") }
+                #expect(location.leaderNode?.id == leader, "through \(node)")
+            }
 
             let (shardsStatus, shardsJSON, _) = try chaparctl(["shards", "--dir", dir, "--json"])
             #expect(shardsStatus == 0)

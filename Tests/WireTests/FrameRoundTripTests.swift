@@ -32,6 +32,12 @@ let sampleEnvelopes: [Envelope] = [
     Envelope(.pong(nonce: 0xFEED), correlation: 11),
     Envelope(.error(ErrorReply(code: .notSubscribed, message: "no such subscription")), correlation: 12),
     Envelope(.error(ErrorReply(rawCode: 9999, message: "from a newer server"))),
+    Envelope(.locate(channel: "news"), correlation: 13),
+    Envelope(.location(Location(channel: "news", shard: 7, leader: 2, nodes: [
+        Location.Node(id: "node-1", address: "127.0.1.1:4222"), Location.Node(id: "node-2", address: ""),
+        Location.Node(id: "node-3", address: "127.0.1.3:4222"),
+    ])), correlation: 13),
+    Envelope(.location(Location(channel: "news", shard: .max, leader: nil, nodes: [])), correlation: 14),
 ]
 
 func decodeAll(_ bytes: [UInt8], chunk: Int? = nil) throws(ProtocolViolation) -> [Envelope] {
@@ -72,6 +78,16 @@ func decodeAll(_ bytes: [UInt8], chunk: Int? = nil) throws(ProtocolViolation) ->
             correlation: 7))
         let expected: [UInt8] = [0, 0, 0, 30, 0x03, 0, 0, 0, 7, 2, 0x61, 0x62, 1,
                                  0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 1, 0xEE]
+        #expect(bytes == expected)
+    }
+
+    @Test func locationLayoutMatchesProtocolDocument() {
+        let location = Location(channel: "ab", shard: 3, leader: 1, nodes: [
+            Location.Node(id: "n1", address: "h:1"), Location.Node(id: "n2", address: "h:2"),
+        ])
+        let bytes = FrameEncoder.encode(Envelope(.location(location), correlation: 9))
+        let expected: [UInt8] = [0, 0, 0, 28, 0x10, 0, 0, 0, 9, 2, 0x61, 0x62, 0, 0, 0, 3, 1, 2,
+                                 2, 0x6E, 0x31, 3, 0x68, 0x3A, 0x31, 2, 0x6E, 0x32, 3, 0x68, 0x3A, 0x32]
         #expect(bytes == expected)
     }
 

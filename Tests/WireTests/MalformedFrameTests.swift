@@ -113,6 +113,19 @@ func publishBody(channel: [UInt8], flags: UInt8 = 0, payloadLength: UInt32? = ni
         #expect(violation(rawFrame(type: 0x0A, body: fetch.finish()))?.code == .invalidRequest)
     }
 
+    @Test func locationWithALeaderOutsideItsNodesIsMalformed() {
+        var body = ByteWriter()
+        body.writeShortBytes(Array("a".utf8))
+        body.write(UInt32(0))
+        body.write(UInt8(1))  // leader index 1 of one node
+        body.write(UInt8(1))
+        body.writeShortBytes(Array("n".utf8))
+        body.writeShortBytes([])
+        #expect(violation(rawFrame(type: 0x10, body: body.finish()))?.code == .malformedFrame)
+        // A count the body does not hold.
+        #expect(violation(rawFrame(type: 0x10, body: [1, 0x61, 0, 0, 0, 0, 255, 9, 1, 0x6E]))?.code == .malformedFrame)
+    }
+
     @Test func invalidUTF8ClientNameIsMalformed() {
         let body: [UInt8] = [0, 1, 2, 0xFF, 0xFE, 0, 0]
         #expect(violation(rawFrame(type: 0x01, body: body))?.code == .malformedFrame)

@@ -27,6 +27,9 @@ enum Usage {
 
         --setting KEY=VALUE records a fact about the run in the report (build, durability).
         --token TOKEN is sent in HELLO to Chapar targets that require one (chaparctl token).
+        --no-locate: with several Chapar nodes, publish-only connections stay on the node they
+        connected to (by default they ask it where their channel's shard leader is, LOCATE,
+        and publish there: no forwarding hop).
         Exit status: 0 clean, 1 oracle violations or a failed run, 2 bad usage or input.
         """
 }
@@ -117,13 +120,18 @@ enum Commands {
     static func run(_ arguments: CommandArguments) throws -> Int32 {
         if arguments.has("help") { print(Usage.main); return 0 }
         try rejectPositionals(arguments)
-        try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "svg", "setting", "token", "help"]))
+        try arguments.rejectUnknown(overrideFlags.union(["scenario", "target", "workers", "json", "svg", "setting", "token", "no-locate", "help"]))
         let scenario = try scenario(arguments)
         guard let url = arguments.option("target") else { throw UsageError(description: "--target URL is required") }
         var target = try Target(parsing: url)
         target.token = arguments.option("token").map { Array($0.utf8) }
+        target.locatePublishers = !arguments.has("no-locate")
         let workers = try arguments.integer("workers", in: 1...64) ?? 1
-        let report = try runOne(scenario, target: target, workers: workers, settings: settings(arguments))
+        var recorded = try settings(arguments)
+        if target.kind == .chapar && target.addresses.count > 1 {
+            recorded["publish_route"] = target.locatePublishers ? "shard leader (LOCATE)" : "connected node (forwarded)"
+        }
+        let report = try runOne(scenario, target: target, workers: workers, settings: recorded)
         print(ReportFormat.text(report), terminator: "")
         if let path = arguments.option("json") { try write(ReportFormat.encode(ReportFormat.json(report)), to: path) }
         if let path = arguments.option("svg") { try write(SVGChart.render(report), to: path) }

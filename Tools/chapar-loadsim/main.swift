@@ -12,7 +12,7 @@ guard let command = argv.first, !["--help", "-h", "help"].contains(command) else
 }
 let status: Int32
 do {
-    let arguments = try CommandArguments(Array(argv.dropFirst()), booleans: ["help"])
+    let arguments = try CommandArguments(Array(argv.dropFirst()), booleans: ["help", "no-locate"])
     switch command {
     case "run": status = try Commands.run(arguments)
     case "compare": status = try Commands.compare(arguments)
