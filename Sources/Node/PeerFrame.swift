@@ -311,9 +311,12 @@ struct ReplicatedPublish: Equatable {
 
     static func decode(_ reader: inout ByteReader) throws(DecodeFailure) -> ReplicatedPublish {
         let timestamp = try reader.readInt64("timestamp")
-        let channel = String(decoding: try reader.readShortBytes("channel"), as: UTF8.self)
-        if case .failure(let problem) = ChannelName.validate(channel) {
-            throw .invalid(field: "channel", reason: problem.description)
+        // Validated from the bytes, building the String once (this runs for every publish
+        // of every entry a replica applies).
+        let channel: String
+        switch ChannelName.validate(try reader.readShortBytes("channel")) {
+        case .success(let name): channel = name
+        case .failure(let problem): throw .invalid(field: "channel", reason: problem.description)
         }
         var producer: ProducerStamp?
         switch try reader.readUInt8("producer flag") {

@@ -24,6 +24,23 @@ import Testing
         }
         #expect(decoded == items)
     }
+
+    /// An entry's publishes decode back with where each payload starts; a channel name
+    /// that breaks the rules (from a damaged or hostile entry) is refused, not applied.
+    @Test func entriesOfPublishesDecodeAndBadNamesAreRefused() throws {
+        let publishes = [
+            ReplicatedPublish(channel: "خبر", producer: ProducerStamp(id: 1, sequence: 2), timestamp: 5, payload: [1, 2, 3]),
+            ReplicatedPublish(channel: "news", producer: nil, timestamp: 6, payload: []),
+        ]
+        let entry = publishes.flatMap(\.encoded)
+        let decoded = try ReplicatedPublish.decodeEntry(entry)
+        #expect(decoded.map(\.publish) == publishes)
+        #expect(Array(entry[decoded[0].payloadStart..<decoded[0].payloadStart + 3]) == [1, 2, 3])
+        for bad in ["a b", ""] {
+            let damaged = ReplicatedPublish(channel: bad, producer: nil, timestamp: 1, payload: [9]).encoded
+            #expect(throws: DecodeFailure.self) { _ = try ReplicatedPublish.decodeEntry(damaged) }
+        }
+    }
 }
 
 @Suite struct SnapshotFrameTests {
