@@ -28,6 +28,8 @@ let package = Package(
         .target(
             name: "CLinux", path: "Sources/CLinux",
             cSettings: [.define("_GNU_SOURCE")]),
+        // A SQLite VFS whose write-ahead log gathers a commit's writes into one pwrite.
+        .target(name: "CStorageVFS", dependencies: ["CSQLite"], path: "Sources/CStorageVFS"),
 
         // Vocabulary and pure codecs: no I/O, no clocks, no threads.
         .target(name: "ChaparCore", swiftSettings: strict),
@@ -39,7 +41,7 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["ChaparCore", "Membership", "Consensus"], swiftSettings: strict),
 
         // I/O layers: each sees the vocabulary, the pure modules and C, never each other.
-        .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite", "CLinux"], swiftSettings: strict),
+        .target(name: "Storage", dependencies: ["ChaparCore", "CSQLite", "CStorageVFS", "CLinux"], swiftSettings: strict),
         .target(name: "Transport", dependencies: ["ChaparCore", "CLinux"], swiftSettings: strict),
 
         // The shell that runs everything, and the client library.

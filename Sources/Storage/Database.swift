@@ -1,4 +1,5 @@
 import CSQLite
+import CStorageVFS
 
 /// One SQLite connection. Not thread-safe: a connection belongs to one thread
 /// (the group committer's, or one event loop's reader) for its whole life.
@@ -7,6 +8,10 @@ final class Database {
     let path: String
 
     init(path: String, readOnly: Bool) throws(StorageError) {
+        // Every connection opens through Chapar's VFS (the default one's files, plus a
+        // coalescing write-ahead log where `coalesceLog` asks for it).
+        let registered = chapar_vfs_register()
+        if registered != SQLITE_OK { throw .sqlite(call: "chapar_vfs_register", code: registered, message: "cannot register the VFS") }
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
             | SQLITE_OPEN_NOMUTEX
@@ -23,6 +28,20 @@ final class Database {
     }
 
     deinit { sqlite3_close_v2(handle) }
+
+    /// Gathers each commit's log writes into one pwrite (see Sources/CStorageVFS). Only
+    /// for a connection that syncs its log at every commit (`synchronous=FULL`): other
+    /// connections see a commit's frames only after that sync.
+    func coalesceLog() throws(StorageError) {
+        let rc = chapar_vfs_coalesce_wal(handle)
+        if rc != SQLITE_OK { throw error("chapar_vfs_coalesce_wal", rc) }
+    }
+
+    /// Writes made through a coalescing log (nil: the log does not coalesce).
+    var logWrites: (calls: Int64, bytes: Int64)? {
+        var calls: Int64 = 0, bytes: Int64 = 0
+        return chapar_vfs_wal_writes(handle, &calls, &bytes) == 1 ? (calls, bytes) : nil
+    }
 
     func error(_ call: String, _ code: Int32) -> StorageError {
         .sqlite(call: call, code: code, message: String(cString: sqlite3_errmsg(handle)))
