@@ -1,8 +1,11 @@
 /// NATS JetStream: the core NATS text protocol plus a stream that stores every `ls.>`
-/// subject (file storage, R replicas), created by each connection on greeting (creating
-/// an identical stream again is accepted). Publishes carry a reply subject in the
-/// connection's inbox; the stream's PubAck arrives there, so every acknowledgement names
-/// its publish. Deliveries are core NATS messages (no offsets, no history).
+/// subject (file storage, R replicas), created on greeting by one connection of the run
+/// (creating an identical stream again is accepted). One creator, not every connection:
+/// a hundred simultaneous create requests overflow the JetStream API queue, whose server
+/// drops the excess without an answer. The run starts publishing only once every
+/// connection is ready, so the stream exists by then. Publishes carry a reply subject in
+/// the connection's inbox; the stream's PubAck arrives there, so every acknowledgement
+/// names its publish. Deliveries are core NATS messages (no offsets, no history).
 final class JetStreamCodec: TargetCodec {
     var supportsAcks: Bool { true }
     var supportsHistory: Bool { false }
@@ -10,15 +13,19 @@ final class JetStreamCodec: TargetCodec {
     var acksCarryCorrelation: Bool { true }
     static let stream = "CHAPARLS"
     let replicas: Int
+    let createsStream: Bool
     let inbox: String
     private var pending = PendingBytes()
     private var subscriptions = 1
+    /// What each PING sent is waiting for: readiness (a connection that creates no
+    /// stream) or a subscription's confirmation.
     private var pongs: [String?] = []
     private var pongHead = 0
     private var ready = false
 
-    init(replicas: Int) {
+    init(replicas: Int, createsStream: Bool = true) {
         self.replicas = replicas
+        self.createsStream = createsStream
         inbox = "_INBOX.ls\(UInt64.random(in: 0...UInt64.max))"
     }
 
@@ -26,7 +33,12 @@ final class JetStreamCodec: TargetCodec {
         let config = #"{"name":"\#(Self.stream)","subjects":["ls.>"],"storage":"file","num_replicas":\#(replicas),"retention":"limits","discard":"old","max_msgs":-1,"max_bytes":-1}"#
         var bytes = Array(#"CONNECT {"verbose":false,"pedantic":false,"lang":"swift","version":"1","protocol":1,"name":"chapar-loadsim","headers":false}"#.utf8)
         bytes.append(ascii: "\r\nSUB \(inbox).* 1\r\n")
-        bytes.append(ascii: "PUB $JS.API.STREAM.CREATE.\(Self.stream) \(inbox).create \(config.utf8.count)\r\n\(config)\r\n")
+        if createsStream {
+            bytes.append(ascii: "PUB $JS.API.STREAM.CREATE.\(Self.stream) \(inbox).create \(config.utf8.count)\r\n\(config)\r\n")
+        } else {
+            bytes.append(ascii: "PING\r\n")
+            pongs.append(nil)
+        }
         return bytes
     }
 
@@ -65,6 +77,7 @@ final class JetStreamCodec: TargetCodec {
                     let channel = pongs[pongHead]
                     pongHead += 1
                     if let channel { handle(.subscribed(channel: channel, next: nil)) }
+                    else if !ready { ready = true; handle(.ready) }
                 } else if line.starts(with: "-ERR".utf8) {
                     handle(.failure(String(decoding: line, as: UTF8.self), correlation: nil))
                 }

@@ -32,6 +32,9 @@ public final class LoadPlan: Sendable {
     public let connectionCount: Int
     /// Users that connect only at `scenario.lateJoiners.atSeconds` and read history.
     public let lateUsers: Set<Int>
+    /// The first connection that starts with the run; it does a target's one-time setup
+    /// (the JetStream stream).
+    var setupConnection: Int { (0..<connectionCount).first { !lateUsers.contains($0) } ?? 0 }
     let channelIndexByName: [String: UInt32]
 
     public init(scenario: Scenario, runId: String) {

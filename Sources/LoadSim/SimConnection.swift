@@ -39,7 +39,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         addressIndex = id % addresses.count
         self.address = addresses[addressIndex]
         self.channels = channels
-        self.codec = worker.target.makeCodec()
+        self.codec = worker.target.makeCodec(setup: id == worker.plan.setupConnection)
     }
 
     var isSubscribedEverywhere: Bool { confirmed.count == channels.count }
@@ -61,7 +61,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
             worker.connectionFailed(self, "\(error)")
             return
         }
-        codec = worker.target.makeCodec()
+        codec = worker.target.makeCodec(setup: id == worker.plan.setupConnection)
         state = .connecting
         confirmed = []
         tcp?.send(codec.greeting())

@@ -97,12 +97,14 @@ public struct Target: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(kind.rawValue)://" + addresses.map(\.description).joined(separator: ",") }
 
-    func makeCodec() -> TargetCodec {
+    /// A connection's codec; `setup`: this connection does the target's one-time setup
+    /// (creates the JetStream stream).
+    func makeCodec(setup: Bool = true) -> TargetCodec {
         switch kind {
         case .chapar: ChaparCodec(token: token)
         case .nats: NatsCodec()
         case .redis: RedisCodec()
-        case .jetstream: JetStreamCodec(replicas: min(3, addresses.count))
+        case .jetstream: JetStreamCodec(replicas: min(3, addresses.count), createsStream: setup)
         }
     }
 }

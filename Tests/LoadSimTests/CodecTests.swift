@@ -75,6 +75,21 @@ func events(_ codec: TargetCodec, _ bytes: [UInt8], cut: Int) throws -> [String]
         }
     }
 
+    /// Only the run's setup connection creates the stream; the others are ready when the
+    /// server answers their first PING, and still confirm subscriptions in order.
+    @Test func jetStreamConnectionsOtherThanTheSetupOneCreateNoStream() throws {
+        let probe = JetStreamCodec(replicas: 3, createsStream: false)
+        let greeting = String(decoding: probe.greeting(), as: UTF8.self)
+        #expect(!greeting.contains("STREAM.CREATE") && greeting.hasSuffix("PING\r\n"))
+        let stream = Array("INFO {}\r\nPONG\r\nPONG\r\n".utf8)
+        for cut in 0...stream.count {
+            let codec = JetStreamCodec(replicas: 3, createsStream: false)
+            _ = codec.greeting()
+            _ = codec.subscribe("ls.a", correlation: 1, from: nil)
+            #expect(try events(codec, stream, cut: cut) == ["ready", "subscribed ls.a"], "cut \(cut)")
+        }
+    }
+
     /// A subscription the server ends (ERROR then UNSUBSCRIBED, both with correlation 0)
     /// surfaces as a failure and then `subscriptionEnded`, for the simulator to resubscribe.
     @Test func chaparReportsSubscriptionsTheServerEnded() throws {
