@@ -23,6 +23,15 @@ import Transport
     /// Raft entry), under a retention of 30 records per channel, and returns once every
     /// `live` node has trimmed the channels' shards past index `past` of each.
     func publishUntilTrimmed(_ dir: String, live: [String], past: [Int: Int]) async throws {
+        // A publish sent while node-1 still takes a killed node for the leader would end
+        // "outcome unknown": publish once a live node leads every shard concerned.
+        let admin1 = try nodeAdmin(dir, "node-1")
+        try await waitUntilAsync("a live node leads shards \(past.keys.sorted())", seconds: 30) {
+            let rows = try shardRows(admin1)
+            return past.keys.allSatisfy { shard in
+                rows.contains { ($0["shard"] as? NSNumber)?.intValue == shard && live.contains($0["leader"] as? String ?? "") }
+            }
+        }
         let client = try await ChaparClient.connect(to: SocketAddress(parsing: try nodeField(dir, "node-1", "client")), clientName: "e2e-snap")
         defer { client.close() }
         for round in 1...60 {
@@ -58,12 +67,19 @@ import Transport
         }
     }
 
-    /// The last stored index of each of `shards` on `node`.
-    func lastIndexes(_ dir: String, _ node: String, _ shards: Set<Int>) throws -> [Int: Int] {
+    /// The last stored index of each of `shards` on `node`, once the node reports them all
+    /// (an empty answer would make every later "trimmed past" check pass at once).
+    func lastIndexes(_ dir: String, _ node: String, _ shards: Set<Int>) async throws -> [Int: Int] {
+        let admin = try nodeAdmin(dir, node)
         var result: [Int: Int] = [:]
-        for row in try shardRows(try nodeAdmin(dir, node)) {
-            guard let shard = (row["shard"] as? NSNumber)?.intValue, shards.contains(shard) else { continue }
-            result[shard] = (row["last_index"] as? NSNumber)?.intValue ?? 0
+        try await waitUntilAsync("\(node) reports shards \(shards.sorted())", seconds: 30) {
+            result = [:]
+            for row in try shardRows(admin) {
+                guard let shard = (row["shard"] as? NSNumber)?.intValue, shards.contains(shard),
+                      let last = (row["last_index"] as? NSNumber)?.intValue else { continue }
+                result[shard] = last
+            }
+            return Set(result.keys) == shards
         }
         return result
     }
@@ -80,7 +96,7 @@ import Transport
         defer { try? FileManager.default.removeItem(atPath: configPath) }
         try await withLocalCluster("snap-restart", nodes: 3, shards: 2, extra: ["--raft-log-keep", "8", "--config", configPath]) { dir in
             // Everything node-3 stores now will be trimmed away on the others.
-            let stored = try lastIndexes(dir, "node-3", try channelShards(dir))
+            let stored = try await lastIndexes(dir, "node-3", try channelShards(dir))
             let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-3"])
             #expect(killed == 0)
             try await publishUntilTrimmed(dir, live: ["node-1", "node-2"], past: stored)
@@ -113,7 +129,7 @@ import Transport
         let configPath = try retentionConfig(config)
         defer { try? FileManager.default.removeItem(atPath: configPath) }
         try await withLocalCluster("snap-failover", nodes: 3, shards: 1, extra: ["--raft-log-keep", "8", "--config", configPath]) { dir in
-            let stored = try lastIndexes(dir, "node-3", [0])
+            let stored = try await lastIndexes(dir, "node-3", [0])
             let (killed, _, _) = try chaparctl(["cluster", "kill", "--dir", dir, "--node", "node-3"])
             #expect(killed == 0)
             try await publishUntilTrimmed(dir, live: ["node-1", "node-2"], past: stored)
