@@ -406,6 +406,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         if !copying.isEmpty { snapshotsCopied() }
         flushOutgoing()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
+        store.finishLogRestartIfAsked()
         answerReads(now: now)
         repairDamaged()
         maybeHousekeep(now: now)

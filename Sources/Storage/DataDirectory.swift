@@ -8,6 +8,8 @@ import Glibc
 public final class DataDirectory: Sendable {
     public let path: String
     private let lockFd: Int32
+    /// Shared by this directory's writer and checkpointer.
+    public let logRestart = LogRestart()
 
     public var databasePath: String { path + "/" + Schema.fileName }
 

@@ -124,5 +124,6 @@ public final class GroupCommitter<Context: Sendable>: @unchecked Sendable {
         paired.reserveCapacity(batch.count)
         for (index, item) in batch.enumerated() { paired.append((item.1, outcomes[index])) }
         onCommit(CommitReport(outcomes: paired, appended: appended))
+        directory.logRestart.finishIfAsked(on: writer.db)
     }
 }

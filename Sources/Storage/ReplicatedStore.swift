@@ -81,6 +81,12 @@ public final class ReplicatedStore {
         }
     }
 
+    /// Between cycles, once their messages are out: copies the last frames of a long
+    /// write-ahead log when the checkpointer asks, so the log starts over (`LogRestart`).
+    public func finishLogRestartIfAsked() {
+        directory.logRestart.finishIfAsked(on: writer.db)
+    }
+
     /// The stored cluster states: the controller's (as this node's replica of the
     /// controller applied it) and the newest one learned from a peer.
     public func loadClusterStates() throws(StorageError) -> (controller: [UInt8]?, learned: [UInt8]?) {
