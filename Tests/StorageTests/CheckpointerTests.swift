@@ -7,6 +7,14 @@ import Testing
 @Suite struct CheckpointerTests {
     let payload = String(repeating: "x", count: 1000)
 
+    /// A store with its writer and checkpointer, removed afterwards.
+    func withStore(_ name: String, _ body: (DataDirectory, LogWriter, Checkpointer) throws -> Void) throws {
+        let temp = TempDirectory(name)
+        defer { temp.remove() }
+        let directory = try DataDirectory(path: temp.path)
+        try body(directory, try openWriter(directory), try Checkpointer(directory: directory, durability: .fsync))
+    }
+
     /// Appends `commits` transactions of 1,000 messages of ~1 KiB (~1.1 MiB of log each).
     func fill(_ writer: LogWriter, commits: Int) {
         for _ in 0..<commits {
@@ -43,55 +51,46 @@ import Testing
     }
 
     @Test func aLongLogStartsOverOnceTheWriterCopiesWhatArrivedDuringThePass() throws {
-        let temp = TempDirectory("checkpoint-restart")
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        let checkpointer = try Checkpointer(directory: directory, durability: .fsync)
-        try longLogWithACommitAfterThePass(directory, writer, checkpointer)
-        #expect(directory.logRestart.finishIfAsked(on: writer.db))
-        #expect(!directory.logRestart.isAsked)
-        fill(writer, commits: 1)
-        #expect(try logFrames(checkpointer) < Checkpointer.restartPages / 8)
-        let reader = try directory.makeReader()
-        #expect(try reader.bounds("c").head == 22_000)
-        #expect(try reader.read("c", from: 1, maxMessages: 100_000, maxBytes: 1 << 30).count == 22_000)
+        try withStore("checkpoint-restart") { directory, writer, checkpointer in
+            try longLogWithACommitAfterThePass(directory, writer, checkpointer)
+            #expect(directory.logRestart.finishIfAsked(on: writer.db))
+            #expect(!directory.logRestart.isAsked)
+            fill(writer, commits: 1)
+            #expect(try logFrames(checkpointer) < Checkpointer.restartPages / 8)
+            let reader = try directory.makeReader()
+            #expect(try reader.bounds("c").head == 22_000)
+            #expect(try reader.read("c", from: 1, maxMessages: 100_000, maxBytes: 1 << 30).count == 22_000)
+        }
     }
 
     /// Without the writer's part the log does not start over: the case the ask exists for.
     @Test func withoutTheWritersCopyTheLogKeepsGrowing() throws {
-        let temp = TempDirectory("checkpoint-grow")
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        let checkpointer = try Checkpointer(directory: directory, durability: .fsync)
-        let long = try longLogWithACommitAfterThePass(directory, writer, checkpointer)
-        fill(writer, commits: 1)
-        #expect(try logFrames(checkpointer) > long)
+        try withStore("checkpoint-grow") { directory, writer, checkpointer in
+            let long = try longLogWithACommitAfterThePass(directory, writer, checkpointer)
+            fill(writer, commits: 1)
+            #expect(try logFrames(checkpointer) > long)
+        }
     }
 
     /// A reader pinned to an old snapshot keeps its frames uncopied: the writer is not
     /// asked (it could not finish either), and neither is held up; once the reader is
     /// gone the next checkpoint asks.
     @Test func aReaderOfAnOlderSnapshotPostponesTheRestart() throws {
-        let temp = TempDirectory("checkpoint-reader")
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        let checkpointer = try Checkpointer(directory: directory, durability: .fsync)
-        fill(writer, commits: 1)
-        let pinned = try Database(path: directory.databasePath, readOnly: true)
-        try pinned.execute("BEGIN")
-        let count = try pinned.prepare("SELECT count(*) FROM messages")
-        #expect(try count.step() && count.int64(0) == 1000)
-        fill(writer, commits: 20)
-        let blocked = try checkpointer.checkpoint()
-        #expect(blocked.walFrames >= Checkpointer.restartPages && !blocked.askedWriter)
-        fill(writer, commits: 1)
-        count.reset()
-        #expect(try count.step() && count.int64(0) == 1000)
-        count.reset()
-        try pinned.execute("COMMIT")
-        #expect(try checkpointer.checkpoint().askedWriter)
+        try withStore("checkpoint-reader") { directory, writer, checkpointer in
+            fill(writer, commits: 1)
+            let pinned = try Database(path: directory.databasePath, readOnly: true)
+            try pinned.execute("BEGIN")
+            let count = try pinned.prepare("SELECT count(*) FROM messages")
+            #expect(try count.step() && count.int64(0) == 1000)
+            fill(writer, commits: 20)
+            let blocked = try checkpointer.checkpoint()
+            #expect(blocked.walFrames >= Checkpointer.restartPages && !blocked.askedWriter)
+            fill(writer, commits: 1)
+            count.reset()
+            #expect(try count.step() && count.int64(0) == 1000)
+            count.reset()
+            try pinned.execute("COMMIT")
+            #expect(try checkpointer.checkpoint().askedWriter)
+        }
     }
 }
