@@ -108,11 +108,31 @@ final class LogWriter {
         var appended: [String: [StoredRecord]] = [:]
         var order: [String] = []
         var nextId = nextChannelId
+        // Batches arrive in runs of one channel (a Raft entry holds a cycle's publishes of
+        // a channel): its state and records stay in locals until the channel changes,
+        // instead of a few dictionary lookups by name per record.
+        var currentName: String?
+        var state = ChannelState(id: 0, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
+        var records: [StoredRecord] = []
+        func park() {
+            // A channel none of whose publishes was stored (duplicates) stays as it was.
+            guard let name = currentName, !records.isEmpty || staged[name] != nil else { return }
+            if staged[name] == nil { order.append(name) }
+            staged[name] = state
+            if !records.isEmpty {
+                appended[name, default: []].append(contentsOf: records)
+                records.removeAll(keepingCapacity: true)
+            }
+        }
         for input in inputs {
-            var state = staged[input.channel] ?? channels[input.channel] ?? {
-                defer { nextId += 1 }
-                return ChannelState(id: nextId, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
-            }()
+            if input.channel != currentName {
+                park()
+                currentName = input.channel
+                state = staged[input.channel] ?? channels[input.channel] ?? {
+                    defer { nextId += 1 }
+                    return ChannelState(id: nextId, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
+                }()
+            }
             let key = ProducerKey(channelId: state.id, producer: input.producer?.id ?? 0)
             if let stamp = input.producer {
                 var known = stagedProducers[key] ?? producers[key]
@@ -136,15 +156,13 @@ final class LogWriter {
             state.head = offset
             state.bytes += Int64(input.payload.count)
             state.lastTimestamp = timestamp
-            if staged[input.channel] == nil { order.append(input.channel) }
-            staged[input.channel] = state
             if let stamp = input.producer {
                 stagedProducers[key] = ProducerState(sequence: stamp.sequence, offset: offset)
             }
-            appended[input.channel, default: []].append(
-                StoredRecord(offset: offset, timestamp: timestamp, payload: input.payload))
+            records.append(StoredRecord(offset: offset, timestamp: timestamp, payload: input.payload))
             result.outcomes.append(.stored(offset: offset, timestamp: timestamp))
         }
+        park()
         for name in order {
             try save(name: name, staged[name]!)
         }

@@ -191,8 +191,7 @@ final class RaftLogTables {
             insertEntry.bind(3, Int64(entry.term))
             insertEntry.bind(4, Int64(entry.kind))
             insertEntry.bind(5, Int64(Self.checksum(shard: item.shard, entry)))
-            insertEntry.bind(6, entry.data)
-            try insertEntry.run()
+            try insertEntry.run(binding: entry.data, at: 6)
         }
     }
 

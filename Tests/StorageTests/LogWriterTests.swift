@@ -17,6 +17,26 @@ import Testing
         #expect(offsets(more) == [4])
     }
 
+    /// Records of a channel whose runs are split by other channels come back together, in
+    /// order; a channel whose every publish was a duplicate is left out and unchanged.
+    @Test func channelsSplitAcrossTheBatchAndDuplicateOnlyChannels() throws {
+        let temp = TempDirectory()
+        defer { temp.remove() }
+        let directory = try DataDirectory(path: temp.path)
+        let writer = try openWriter(directory)
+        let p = { ProducerStamp(id: 5, sequence: $0) }
+        _ = writer.append([input("d", "x", producer: p(1))], now: 1)
+        let (outcomes, appended) = writer.append(
+            [input("a", "1"), input("d", "x", producer: p(1)), input("a", "2"), input("b", "1"), input("a", "3")], now: 2)
+        #expect(outcomes == [.stored(offset: 1, timestamp: 2), .duplicate(offset: 1), .stored(offset: 2, timestamp: 2),
+                             .stored(offset: 1, timestamp: 2), .stored(offset: 3, timestamp: 2)])
+        #expect(appended.map(\.channel) == ["a", "b"])
+        #expect(appended[0].records.map { String(decoding: $0.payload, as: UTF8.self) } == ["1", "2", "3"])
+        let reader = try directory.makeReader()
+        #expect(try reader.bounds("d") == ChannelBounds(earliest: 1, head: 1))
+        #expect(try reader.bounds("a") == ChannelBounds(earliest: 1, head: 3))
+    }
+
     @Test func timestampsNeverDecreaseWithinAChannel() throws {
         let temp = TempDirectory()
         defer { temp.remove() }
