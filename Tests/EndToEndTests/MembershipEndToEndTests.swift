@@ -63,6 +63,26 @@ import Testing
 }
 
 @Suite(.serialized) struct LocalClusterTests {
+    /// A `cluster up` that fails part-way (node-2's data directory cannot be made) stops the
+    /// node it already started: no cluster.json exists for `cluster down` to find it by.
+    @Test func aClusterThatCannotStartLeavesNoNodeRunning() async throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/chapar-cluster-fail-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: dir + "/node-2", contents: Data("not a directory".utf8)))
+        let (up, _, errors) = try chaparctl(["cluster", "up", "--nodes", "3", "--dir", dir], seconds: 90)
+        #expect(up != 0 && errors.contains("node-2"), "\(errors)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cluster.json"))
+        try await waitUntilAsync("no chapard left on \(dir)", seconds: 15) {
+            let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return !pids.contains { pid in
+                guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                return String(decoding: cmdline, as: UTF8.self).contains(dir + "/node-1")
+            }
+        }
+    }
+
+
     /// `chaparctl cluster up` starts a cluster whose members all see each other alive,
     /// `members --json` lists them, and `cluster down` stops every process by PID.
     @Test func clusterUpMembersDown() async throws {

@@ -82,25 +82,32 @@ enum ClusterCommands {
         _ = chmod(keyring, 0o600)
         let clusterId = "local-" + String(TokenSecret.generateHex().prefix(8))
         var nodes: [NodeEntry] = []
-        for index in 1...count {
-            let host = "127.0.1.\(index)"
-            let data = dir + "/node-\(index)"
-            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-            try? FileManager.default.removeItem(atPath: data + "/chapard.json")
-            var flags = ["--data", data, "--listen", "\(host):0", "--gossip", "\(host):0", "--admin", "\(host):0",
-                         "--node-id", "node-\(index)", "--zone", "z\((index - 1) % 3 + 1)", "--cluster-id", clusterId,
-                         "--gossip-key-file", keyring]
-            if let shards {
-                flags += ["--shards", "\(shards)", "--replicas", "\(replicas)", "--bootstrap", bootstrap, "--peer", "\(host):0"]
+        // No cluster.json until every node runs, so `cluster down` could not find the ones
+        // started before a failure: stop those here.
+        do {
+            for index in 1...count {
+                let host = "127.0.1.\(index)"
+                let data = dir + "/node-\(index)"
+                try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+                try? FileManager.default.removeItem(atPath: data + "/chapard.json")
+                var flags = ["--data", data, "--listen", "\(host):0", "--gossip", "\(host):0", "--admin", "\(host):0",
+                             "--node-id", "node-\(index)", "--zone", "z\((index - 1) % 3 + 1)", "--cluster-id", clusterId,
+                             "--gossip-key-file", keyring]
+                if let shards {
+                    flags += ["--shards", "\(shards)", "--replicas", "\(replicas)", "--bootstrap", bootstrap, "--peer", "\(host):0"]
+                }
+                for name in ["loops", "election-ms", "moves-max", "raft-log-keep"] {
+                    if let value = arguments.option(name) { flags += ["--\(name)", value] }
+                }
+                if let config = arguments.option("config") {
+                    flags += ["--config", URL(fileURLWithPath: config).standardizedFileURL.path]
+                }
+                let entry = NodeEntry(id: "node-\(index)", pid: 0, client: "", peer: "", gossip: "", admin: "", data: data, args: flags)
+                nodes.append(try await launch(entry, chapard: chapard, seeds: nodes.map(\.gossip)))
             }
-            for name in ["loops", "election-ms", "moves-max", "raft-log-keep"] {
-                if let value = arguments.option(name) { flags += ["--\(name)", value] }
-            }
-            if let config = arguments.option("config") {
-                flags += ["--config", URL(fileURLWithPath: config).standardizedFileURL.path]
-            }
-            let entry = NodeEntry(id: "node-\(index)", pid: 0, client: "", peer: "", gossip: "", admin: "", data: data, args: flags)
-            nodes.append(try await launch(entry, chapard: chapard, seeds: nodes.map(\.gossip)))
+        } catch {
+            try await stop(nodes)
+            throw error
         }
         let file = ClusterFile(
             cluster_id: clusterId, chapard: chapard, shards: shards, replicas: shards == nil ? nil : replicas, nodes: nodes)
@@ -141,7 +148,15 @@ enum ClusterCommands {
         process.standardError = log
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let details = try await waitForDetails(data: node.data, process: process)
+        let details: [String: String]
+        do { details = try await waitForDetails(data: node.data, process: process) } catch {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            let tail = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+            throw CommandArguments.Failure("\(error)\(tail.isEmpty ? "" : "; its log ends:\n" + tail)")
+        }
         var started = node
         started.pid = process.processIdentifier
         started.client = details["client"] ?? ""
@@ -182,15 +197,20 @@ enum ClusterCommands {
         try arguments.rejectUnknown(["dir", "help"])
         guard let dir = arguments.option("dir") else { throw CommandArguments.Failure("cluster down needs --dir DIR") }
         let cluster = try readCluster(dir)
-        for node in cluster.nodes where isChapard(node.pid) { kill(node.pid, SIGTERM) }
-        for node in cluster.nodes {
+        try await stop(cluster.nodes)
+        try FileManager.default.removeItem(atPath: dir + "/cluster.json")
+        emit("cluster \(cluster.cluster_id): \(cluster.nodes.count) node(s) stopped")
+        return 0
+    }
+
+    /// SIGTERM to each node's PID, SIGKILL to any still running 10 s later.
+    static func stop(_ nodes: [NodeEntry]) async throws {
+        for node in nodes where isChapard(node.pid) { kill(node.pid, SIGTERM) }
+        for node in nodes {
             let deadline = Date().addingTimeInterval(10)
             while isChapard(node.pid) && Date() < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
             if isChapard(node.pid) { kill(node.pid, SIGKILL) }
         }
-        try FileManager.default.removeItem(atPath: dir + "/cluster.json")
-        emit("cluster \(cluster.cluster_id): \(cluster.nodes.count) node(s) stopped")
-        return 0
     }
 
     /// True while `pid` is a running chapard (not a zombie, not a recycled PID).
