@@ -233,6 +233,10 @@ public final class RelayNode: Sendable {
         let checkpointer = try Checkpointer(directory: directory, durability: config.durability)
         self.checkpointer = checkpointer
         checkpointerThread = OSThread(name: "chapar-ckpt") {
+            // Copying pages into the database can wait; the replication and event-loop
+            // threads cannot (on Linux this sets the calling thread's nice value). The log
+            // stays bounded under full load (BENCHMARKS.md).
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
             checkpointer.run { error in logger.error("checkpoint failed", ["error": error.description]) }
         }
         self.shared = shared
