@@ -74,8 +74,13 @@ static int xWrite(sqlite3_file *f, const void *data, int amount, sqlite3_int64 o
     return SQLITE_OK;
 }
 
+// The default VFS's method `m`, called on the file under `f`.
+#define FORWARD(f, m, ...) (((CoalescingFile *)(f))->real->pMethods->m(((CoalescingFile *)(f))->real, __VA_ARGS__))
 // Every call but a write sees the file as written: buffered bytes go first.
-#define FLUSHED(call) do { int rc_ = flush(file); if (rc_ != SQLITE_OK) return rc_; return (call); } while (0)
+#define FLUSHED(f, m, ...) do { \
+    int rc_ = flush((CoalescingFile *)(f)); \
+    return rc_ != SQLITE_OK ? rc_ : FORWARD(f, m, __VA_ARGS__); \
+} while (0)
 
 static int xClose(sqlite3_file *f) {
     CoalescingFile *file = (CoalescingFile *)f;
@@ -86,85 +91,28 @@ static int xClose(sqlite3_file *f) {
     return rc != SQLITE_OK ? rc : closed;
 }
 
-static int xRead(sqlite3_file *f, void *data, int amount, sqlite3_int64 offset) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xRead(file->real, data, amount, offset));
-}
-
-static int xTruncate(sqlite3_file *f, sqlite3_int64 size) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xTruncate(file->real, size));
-}
-
-static int xSync(sqlite3_file *f, int flags) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xSync(file->real, flags));
-}
-
-static int xFileSize(sqlite3_file *f, sqlite3_int64 *size) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xFileSize(file->real, size));
-}
-
-static int xLock(sqlite3_file *f, int level) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xLock(file->real, level));
-}
-
-static int xUnlock(sqlite3_file *f, int level) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xUnlock(file->real, level));
-}
-
-static int xCheckReservedLock(sqlite3_file *f, int *out) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    return file->real->pMethods->xCheckReservedLock(file->real, out);
-}
-
-static int xFileControl(sqlite3_file *f, int op, void *arg) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xFileControl(file->real, op, arg));
-}
-
-static int xSectorSize(sqlite3_file *f) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    return file->real->pMethods->xSectorSize(file->real);
-}
-
-static int xDeviceCharacteristics(sqlite3_file *f) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    return file->real->pMethods->xDeviceCharacteristics(file->real);
-}
-
+static int xRead(sqlite3_file *f, void *data, int amount, sqlite3_int64 offset) { FLUSHED(f, xRead, data, amount, offset); }
+static int xTruncate(sqlite3_file *f, sqlite3_int64 size) { FLUSHED(f, xTruncate, size); }
+static int xSync(sqlite3_file *f, int flags) { FLUSHED(f, xSync, flags); }
+static int xFileSize(sqlite3_file *f, sqlite3_int64 *size) { FLUSHED(f, xFileSize, size); }
+static int xLock(sqlite3_file *f, int level) { FLUSHED(f, xLock, level); }
+static int xUnlock(sqlite3_file *f, int level) { FLUSHED(f, xUnlock, level); }
+static int xFileControl(sqlite3_file *f, int op, void *arg) { FLUSHED(f, xFileControl, op, arg); }
+static int xFetch(sqlite3_file *f, sqlite3_int64 offset, int amount, void **out) { FLUSHED(f, xFetch, offset, amount, out); }
+static int xCheckReservedLock(sqlite3_file *f, int *out) { return FORWARD(f, xCheckReservedLock, out); }
 static int xShmMap(sqlite3_file *f, int page, int pageSize, int extend, void volatile **out) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    return file->real->pMethods->xShmMap(file->real, page, pageSize, extend, out);
+    return FORWARD(f, xShmMap, page, pageSize, extend, out);
 }
-
-static int xShmLock(sqlite3_file *f, int offset, int n, int flags) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    return file->real->pMethods->xShmLock(file->real, offset, n, flags);
+static int xShmLock(sqlite3_file *f, int offset, int n, int flags) { return FORWARD(f, xShmLock, offset, n, flags); }
+static int xShmUnmap(sqlite3_file *f, int deleteFlag) { return FORWARD(f, xShmUnmap, deleteFlag); }
+static int xUnfetch(sqlite3_file *f, sqlite3_int64 offset, void *page) { return FORWARD(f, xUnfetch, offset, page); }
+// Methods without arguments beyond the file.
+static int xSectorSize(sqlite3_file *f) { sqlite3_file *real = ((CoalescingFile *)f)->real; return real->pMethods->xSectorSize(real); }
+static int xDeviceCharacteristics(sqlite3_file *f) {
+    sqlite3_file *real = ((CoalescingFile *)f)->real;
+    return real->pMethods->xDeviceCharacteristics(real);
 }
-
-static void xShmBarrier(sqlite3_file *f) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    file->real->pMethods->xShmBarrier(file->real);
-}
-
-static int xShmUnmap(sqlite3_file *f, int deleteFlag) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    return file->real->pMethods->xShmUnmap(file->real, deleteFlag);
-}
-
-static int xFetch(sqlite3_file *f, sqlite3_int64 offset, int amount, void **out) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    FLUSHED(file->real->pMethods->xFetch(file->real, offset, amount, out));
-}
-
-static int xUnfetch(sqlite3_file *f, sqlite3_int64 offset, void *page) {
-    CoalescingFile *file = (CoalescingFile *)f;
-    return file->real->pMethods->xUnfetch(file->real, offset, page);
-}
+static void xShmBarrier(sqlite3_file *f) { sqlite3_file *real = ((CoalescingFile *)f)->real; real->pMethods->xShmBarrier(real); }
 
 #define METHODS(version) { version, xClose, xRead, xWrite, xTruncate, xSync, xFileSize, xLock, xUnlock, \
     xCheckReservedLock, xFileControl, xSectorSize, xDeviceCharacteristics, xShmMap, xShmLock, xShmBarrier, \
