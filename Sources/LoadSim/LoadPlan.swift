@@ -34,7 +34,7 @@ public final class LoadPlan: Sendable {
     public let lateUsers: Set<Int>
     /// The first connection that starts with the run; it does a target's one-time setup
     /// (the JetStream stream).
-    var setupConnection: Int { (0..<connectionCount).first { !lateUsers.contains($0) } ?? 0 }
+    let setupConnection: Int
     let channelIndexByName: [String: UInt32]
 
     public init(scenario: Scenario, runId: String) {
@@ -101,6 +101,7 @@ public final class LoadPlan: Sendable {
         self.publishers = publishers
         self.connectionCount = scenario.users + dedicated
         self.lateUsers = late
+        setupConnection = (0..<(scenario.users + dedicated)).first { !late.contains($0) } ?? 0
         self.channelIndexByName = Dictionary(uniqueKeysWithValues: channels.map { ($0.name, $0.index) })
     }
 
