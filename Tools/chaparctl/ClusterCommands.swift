@@ -213,13 +213,22 @@ enum ClusterCommands {
         }
     }
 
-    /// True while `pid` is a running chapard (not a zombie, not a recycled PID).
+    /// True while `pid` is a chapard (not a recycled PID) with any thread not yet dead.
+    /// After SIGKILL the main thread can be a zombie while another still finishes a system
+    /// call (an fsync) holding the process's files — the data directory's lock among them —
+    /// so a node restarted at that moment would find its directory locked.
     static func isChapard(_ pid: Int32) -> Bool {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+        guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+              comm.hasPrefix("chapard"),
+              let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
         else { return false }
-        let name = String(decoding: cmdline.prefix { $0 != 0 }, as: UTF8.self)
-        return name.hasSuffix("chapard") && !status.contains("State:\tZ")
+        return tasks.contains { task in
+            // stat: "tid (comm) S …" — the state follows the last ')'.
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+            return state != nil && state != "Z" && state != "X"
+        }
     }
 
     struct MemberRow {

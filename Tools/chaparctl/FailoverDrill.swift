@@ -10,6 +10,8 @@ enum FailoverDrill {
         USAGE: chaparctl cluster kill --dir DIR --node ID
 
         Sends SIGKILL to the node's PID (checked to be a chapard first): a crash, not a stop.
+        Returns once all of the node's threads are gone (at most 10 s), so `cluster restart`
+        right after finds its data directory unlocked.
         """
 
     static let restartUsage = """
@@ -37,7 +39,7 @@ enum FailoverDrill {
         return index
     }
 
-    static func kill(_ arguments: CommandArguments) throws -> Int32 {
+    static func kill(_ arguments: CommandArguments) async throws -> Int32 {
         if arguments.has("help") { print(killUsage); return 0 }
         try arguments.rejectUnknown(["dir", "node", "help"])
         guard let dir = arguments.option("dir") else { throw CommandArguments.Failure("cluster kill needs --dir DIR") }
@@ -45,8 +47,19 @@ enum FailoverDrill {
         let node = cluster.nodes[try node(arguments, cluster)]
         guard ClusterCommands.isChapard(node.pid) else { throw CommandArguments.Failure("\(node.id) (PID \(node.pid)) is not running") }
         Glibc.kill(node.pid, SIGKILL)
+        try await waitForExit(node)
         emit("\(node.id): SIGKILL sent to PID \(node.pid)")
         return 0
+    }
+
+    /// Returns once every thread of a killed node is gone, so a restart right after finds
+    /// its data directory unlocked.
+    static func waitForExit(_ node: ClusterCommands.NodeEntry) async throws {
+        let deadline = Date().addingTimeInterval(10)
+        while ClusterCommands.isChapard(node.pid) && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+        guard !ClusterCommands.isChapard(node.pid) else {
+            throw CommandArguments.Failure("\(node.id) (PID \(node.pid)) still runs 10 s after SIGKILL")
+        }
     }
 
     static func restart(_ arguments: CommandArguments) async throws -> Int32 {
@@ -107,6 +120,7 @@ enum FailoverDrill {
             if !arguments.has("json") { emit("trial \(trial): killed \(leaderName) (leader of shard \(shard)); first ack after \(String(format: "%.0f", ms)) ms") }
             // Wait for the dead node's process to be reaped before reusing its data directory.
             while ClusterCommands.isChapard(cluster.nodes[victim].pid) { try await Task.sleep(nanoseconds: 10_000_000) }
+            try await waitForExit(cluster.nodes[victim])
             try await restart(&cluster, victim, dir: dir)
         }
         try await waitForAllLed(cluster, shards: shards)

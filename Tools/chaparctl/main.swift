@@ -52,7 +52,7 @@ do {
         switch arguments.positionals.first {
         case "up": status = try await ClusterCommands.up(arguments)
         case "down": status = try await ClusterCommands.down(arguments)
-        case "kill": status = try FailoverDrill.kill(arguments)
+        case "kill": status = try await FailoverDrill.kill(arguments)
         case "restart": status = try await FailoverDrill.restart(arguments)
         case "drill": status = try await FailoverDrill.drill(arguments)
         case "add": status = try await TopologyCommands.add(arguments)
