@@ -66,8 +66,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     /// Received snapshot bytes copied into the store per cycle: bounds how long a large
     /// snapshot holds up the node's other shards (their writes share the transaction).
     static let snapshotCopyBytesPerCycle = 2 << 20
-    /// Records of dropped channels deleted per housekeeping pass (every 100 ms).
-    static let droppedRowsPerPass = 5_000
+    /// Rows (runs of up to `RecordRun.recordsMax` records) of dropped channels deleted per
+    /// housekeeping pass (every 100 ms).
+    static let droppedRowsPerPass = 1_000
     /// Log entries a replica keeps in memory beyond what it applied.
     static let inMemoryEntries = 256
     /// What the admin API shows; refreshed a few times a second.

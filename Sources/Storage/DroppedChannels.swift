@@ -14,9 +14,9 @@ extension LogWriter {
         try db.execute("DELETE FROM dropped_channels WHERE id=\(id)")
     }
 
-    /// Inside an open transaction: deletes up to `rowsMax` records of dropped channels,
+    /// Inside an open transaction: deletes up to `rowsMax` rows (runs of records) of dropped channels,
     /// except those in `keeping` (snapshot copies in progress); a channel's producer state
-    /// and its mark go with its last records. Returns the records deleted.
+    /// and its mark go with its last records. Returns the rows deleted.
     func collectDropped(rowsMax: Int, keeping: Set<Int64>) throws(StorageError) -> Int {
         let select = try db.prepare("SELECT id FROM dropped_channels ORDER BY id")
         var ids: [Int64] = []
@@ -27,7 +27,7 @@ extension LogWriter {
         var deleted = 0
         for id in ids where deleted < rowsMax {
             let limit = rowsMax - deleted
-            try db.execute("DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE channel=\(id) LIMIT \(limit))")
+            try db.execute("DELETE FROM record_runs WHERE rowid IN (SELECT rowid FROM record_runs WHERE channel=\(id) LIMIT \(limit))")
             let removed = db.changes
             deleted += removed
             guard removed < limit else { break }

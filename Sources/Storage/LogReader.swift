@@ -10,19 +10,19 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
     private let db: Database
     private let selectChannel: Statement
     private let selectRange: Statement
-    private let payloads: PayloadResolver
+    private let runs: RecordRunReader
 
     init(path: String) throws(StorageError) {
         db = try Database(path: path, readOnly: true)
         selectChannel = try db.prepare("SELECT id, head, earliest FROM channels WHERE name=?1")
-        // A clustered record's payload is a slice of its Raft log entry (stored once; an
-        // entry may carry several), cut out by `payloads`.
+        // Every run selected holds at least one record to return (its last is at or past
+        // the first wanted), so `maxMessages` runs are always enough.
         selectRange = try db.prepare("""
-            SELECT m.offset, m.ts, m.crc, m.payload, m.ref_shard, m.ref_idx, m.ref_skip, m.bytes, c.id
-            FROM channels c JOIN messages m ON m.channel=c.id
-            WHERE c.name=?1 AND m.offset>=?2 ORDER BY m.offset LIMIT ?3
+            SELECT c.id, c.earliest, \(RecordRunReader.columns)
+            FROM channels c JOIN record_runs r ON r.channel=c.id
+            WHERE c.name=?1 AND r.last>=max(?2, c.earliest) ORDER BY r.last LIMIT ?3
             """)
-        payloads = try PayloadResolver(db: db)
+        runs = try RecordRunReader(db: db)
     }
 
     /// The channel's retained range, or `.empty` for a channel never written.
@@ -41,7 +41,7 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
         guard maxMessages > 0 else { return [] }
         defer {
             selectRange.reset()
-            payloads.reset()
+            runs.reset()
         }
         selectRange.bind(1, Array(channel.utf8))
         selectRange.bind(2, Int64(clamping: from))
@@ -49,23 +49,18 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
         var records: [StoredRecord] = []
         var bytes = 0
         var expected: UInt64?
-        while try selectRange.step() {
-            let id = selectRange.int64(8)
-            let offset = UInt64(selectRange.int64(0))
-            let timestamp = selectRange.int64(1)
-            let crc = UInt32(truncatingIfNeeded: selectRange.int64(2))
-            let size = selectRange.isNull(5) ? selectRange.blob(3).count : Int(selectRange.int64(7))
-            if !records.isEmpty && bytes + size > maxBytes { break }
-            let payload = try payloads.payload(selectRange, from: 3)
-            let actual = payload.withUnsafeBytes {
-                RecordChecksum.compute(channelId: id, offset: offset, timestamp: timestamp, payload: $0)
+        rows: while try selectRange.step() {
+            let id = selectRange.int64(0)
+            let start = max(from, UInt64(selectRange.int64(1)))
+            for slot in try RecordRunReader.slots(selectRange, from: 2, channel: channel) where slot.offset >= start {
+                if records.count == maxMessages || (!records.isEmpty && bytes + slot.size > maxBytes) { break rows }
+                // Offsets are dense: a hole inside the retained range is corruption, not history.
+                if let expected, slot.offset != expected { throw .corruptRecord(channel: channel, offset: expected) }
+                let payload = try runs.payload(slot, selectRange, from: 2, channelId: id, channel: channel)
+                expected = slot.offset + 1
+                records.append(StoredRecord(offset: slot.offset, timestamp: slot.timestamp, payload: payload))
+                bytes += payload.count
             }
-            guard actual == crc else { throw .corruptRecord(channel: channel, offset: offset) }
-            // Offsets are dense: a hole inside the retained range is corruption, not history.
-            if let expected, offset != expected { throw .corruptRecord(channel: channel, offset: expected) }
-            expected = offset + 1
-            records.append(StoredRecord(offset: offset, timestamp: timestamp, payload: payload))
-            bytes += payload.count
         }
         return records
     }

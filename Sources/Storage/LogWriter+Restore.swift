@@ -23,11 +23,20 @@ extension LogWriter {
         channels[name] = ChannelState(id: id, head: head, earliest: earliest, bytes: bytes, lastTimestamp: lastTimestamp, isNew: false)
     }
 
-    func restoreRecord(channelId: Int64, offset: UInt64, timestamp: Int64, payload: [UInt8]) throws(StorageError) {
-        let crc = payload.withUnsafeBytes {
-            RecordChecksum.compute(channelId: channelId, offset: offset, timestamp: timestamp, payload: $0)
+    /// Consecutive records of a copied channel, stored inline in as few runs as fit.
+    func restoreRecords(channelId: Int64, _ records: [StoredRecord]) throws(StorageError) {
+        var run: RecordRun.Builder?
+        for record in records {
+            let crc = record.payload.withUnsafeBytes {
+                RecordChecksum.compute(channelId: channelId, offset: record.offset, timestamp: record.timestamp, payload: $0)
+            }
+            if run?.accepts(offset: record.offset, reference: nil, size: record.payload.count) != true {
+                if let pending = run { try insert(pending) }
+                run = RecordRun.Builder(channelId: channelId, first: record.offset, reference: nil)
+            }
+            run!.append(timestamp: record.timestamp, crc: crc, payload: record.payload, reference: nil)
         }
-        try insertRecord(channelId: channelId, offset: offset, timestamp: timestamp, crc: crc, payload: payload, reference: nil)
+        if let pending = run { try insert(pending) }
     }
 
     func restoreProducer(channelId: Int64, producer: UInt64, sequence: UInt64, offset: UInt64, updated: Int64) throws(StorageError) {

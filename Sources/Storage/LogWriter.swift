@@ -27,7 +27,7 @@ final class LogWriter {
     private var producers: [ProducerKey: ProducerState] = [:]
     var nextChannelId: Int64 = 1
 
-    private let insertMessage: Statement
+    private let insertRun: Statement
     private let insertChannel: Statement
     private let updateChannel: Statement
     private let selectProducer: Statement
@@ -38,10 +38,8 @@ final class LogWriter {
 
     init(db: Database) throws(StorageError) {
         self.db = db
-        insertMessage = try db.prepare("""
-            INSERT INTO messages(channel, offset, ts, crc, payload, ref_shard, ref_idx, ref_skip, bytes)
-            VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-            """)
+        insertRun = try db.prepare(
+            "INSERT INTO record_runs(channel, first, last, records, payload, ref_shard, ref_idx) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertChannel = try db.prepare(
             "INSERT INTO channels(id, name, head, earliest, bytes, last_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
         updateChannel = try db.prepare("UPDATE channels SET head=?2, earliest=?3, bytes=?4, last_ts=?5 WHERE id=?1")
@@ -114,7 +112,10 @@ final class LogWriter {
         var currentName: String?
         var state = ChannelState(id: 0, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
         var records: [StoredRecord] = []
-        func park() {
+        var run: RecordRun.Builder?
+        func park() throws(StorageError) {
+            if let pending = run { try insert(pending) }
+            run = nil
             // A channel none of whose publishes was stored (duplicates) stays as it was.
             guard let name = currentName, !records.isEmpty || staged[name] != nil else { return }
             if staged[name] == nil { order.append(name) }
@@ -126,7 +127,7 @@ final class LogWriter {
         }
         for input in inputs {
             if input.channel != currentName {
-                park()
+                try park()
                 currentName = input.channel
                 state = staged[input.channel] ?? channels[input.channel] ?? {
                     defer { nextId += 1 }
@@ -151,8 +152,11 @@ final class LogWriter {
             let crc = input.payload.withUnsafeBytes {
                 RecordChecksum.compute(channelId: state.id, offset: offset, timestamp: timestamp, payload: $0)
             }
-            try insertRecord(channelId: state.id, offset: offset, timestamp: timestamp, crc: crc, payload: input.payload,
-                             reference: input.reference)
+            if run?.accepts(offset: offset, reference: input.reference, size: input.payload.count) != true {
+                if let pending = run { try insert(pending) }
+                run = RecordRun.Builder(channelId: state.id, first: offset, reference: input.reference)
+            }
+            run!.append(timestamp: timestamp, crc: crc, payload: input.payload, reference: input.reference)
             state.head = offset
             state.bytes += Int64(input.payload.count)
             state.lastTimestamp = timestamp
@@ -162,7 +166,7 @@ final class LogWriter {
             records.append(StoredRecord(offset: offset, timestamp: timestamp, payload: input.payload))
             result.outcomes.append(.stored(offset: offset, timestamp: timestamp))
         }
-        park()
+        try park()
         for name in order {
             try save(name: name, staged[name]!)
         }
@@ -180,24 +184,21 @@ final class LogWriter {
         return result
     }
 
-    /// One record row: its payload inline, or (`reference`) a pointer into its Raft entry.
-    func insertRecord(channelId: Int64, offset: UInt64, timestamp: Int64, crc: UInt32, payload: [UInt8],
-                      reference: PayloadReference?) throws(StorageError) {
-        insertMessage.bind(1, channelId)
-        insertMessage.bind(2, Int64(offset))
-        insertMessage.bind(3, timestamp)
-        insertMessage.bind(4, Int64(crc))
-        if let reference {
-            insertMessage.bind(5, [])
-            insertMessage.bind(6, Int64(reference.shard))
-            insertMessage.bind(7, Int64(reference.index))
-            insertMessage.bind(8, Int64(reference.skip))
+    /// One row of `record_runs`.
+    func insert(_ run: RecordRun.Builder) throws(StorageError) {
+        insertRun.bind(1, run.channelId)
+        insertRun.bind(2, Int64(run.first))
+        insertRun.bind(3, Int64(run.last))
+        insertRun.bind(4, run.records)
+        insertRun.bind(5, run.inline)
+        if let entry = run.entry {
+            insertRun.bind(6, Int64(entry.shard))
+            insertRun.bind(7, Int64(entry.index))
         } else {
-            insertMessage.bind(5, payload)
-            for column in Int32(6)...8 { insertMessage.bindNull(column) }
+            insertRun.bindNull(6)
+            insertRun.bindNull(7)
         }
-        insertMessage.bind(9, Int64(payload.count))
-        try insertMessage.run()
+        try insertRun.run()
     }
 
     /// Takes the staged state as current: its transaction committed.

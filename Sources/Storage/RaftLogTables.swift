@@ -8,7 +8,10 @@ final class RaftLogTables {
             vote INTEGER,
             commit_index INTEGER NOT NULL,
             applied INTEGER NOT NULL,
-            repairing INTEGER);
+            repairing INTEGER,
+            snap_idx INTEGER NOT NULL DEFAULT 0,
+            snap_term INTEGER NOT NULL DEFAULT 0,
+            snap_conf BLOB);
         CREATE TABLE IF NOT EXISTS raft_log(
             shard INTEGER NOT NULL,
             idx INTEGER NOT NULL,
@@ -237,7 +240,7 @@ final class RaftLogTables {
     // Asked every second per replica by trimming.
     private lazy var selectState: Statement? = try? db.prepare("SELECT applied, snap_idx FROM raft_state WHERE shard=?1")
     private lazy var selectOldestReference: Statement? = try? db.prepare(
-        "SELECT min(ref_idx) FROM messages WHERE ref_shard=?1 AND ref_idx IS NOT NULL")
+        "SELECT min(ref_idx) FROM record_runs WHERE ref_shard=?1 AND ref_idx IS NOT NULL")
 
     /// How far `shard` applied and where its stored log starts.
     func state(shard: Int) throws(StorageError) -> (applied: UInt64, snapshotIndex: UInt64)? {

@@ -32,18 +32,19 @@ extension LogWriter {
     static let retentionRowsPerPassMax: Int64 = 10_000
 
     /// Removes records beyond their channel's policy, oldest first, a bounded number per
-    /// channel per call, each channel in its own transaction. Returns rows removed.
+    /// channel per call, each channel in its own transaction. Returns records removed.
+    /// A run of records goes once all of it is past the cutoff; until then the channel's
+    /// `earliest` hides its older part.
     func applyRetention(_ rules: RetentionRules, now: Int64) throws(StorageError) -> Int64 {
         var removed: Int64 = 0
         for name in channels.keys.sorted() {
             let policy = rules.policy(for: name)
             guard !policy.isUnbounded, let state = channels[name], state.earliest <= state.head else { continue }
-            let cutoff = try retentionCutoff(state, policy, now: now)
+            let (cutoff, bytes) = try retentionCutoff(name, state, policy, now: now)
             guard cutoff > state.earliest else { continue }
             try db.execute("BEGIN IMMEDIATE")
             do throws(StorageError) {
-                let bytes = try sumPayloadBytes(channelId: state.id, below: cutoff)
-                try db.execute("DELETE FROM messages WHERE channel=\(state.id) AND offset < \(cutoff)")
+                try db.execute("DELETE FROM record_runs WHERE channel=\(state.id) AND last < \(cutoff)")
                 try retired(name: name, earliest: cutoff, bytesRemoved: bytes)
                 try db.execute("COMMIT")
                 removed += Int64(cutoff - state.earliest)
@@ -56,41 +57,36 @@ extension LogWriter {
         return removed
     }
 
-    /// The first offset to keep: the highest lower bound any of the policy's limits sets,
-    /// capped to one pass's worth of rows.
-    private func retentionCutoff(_ state: ChannelState, _ policy: RetentionPolicy, now: Int64) throws(StorageError)
-        -> UInt64
+    /// The first offset to keep — the highest lower bound any of the policy's limits sets,
+    /// capped to one pass's worth of records — and the payload bytes of the records before it.
+    private func retentionCutoff(_ name: String, _ state: ChannelState, _ policy: RetentionPolicy, now: Int64)
+        throws(StorageError) -> (cutoff: UInt64, bytes: Int64)
     {
         let passEnd = min(state.head + 1, state.earliest + UInt64(Self.retentionRowsPerPassMax))
         var cutoff = state.earliest
         if let max = policy.maxMessages, state.head - state.earliest + 1 > max {
             cutoff = Swift.max(cutoff, state.head - max + 1)
         }
-        if policy.maxBytes != nil || policy.maxAgeSeconds != nil {
-            let statement = try db.prepare(
-                "SELECT offset, ts, coalesce(bytes, length(payload)) FROM messages WHERE channel=?1 AND offset>=?2 AND offset<?3 ORDER BY offset")
-            statement.bind(1, state.id)
-            statement.bind(2, Int64(state.earliest))
-            statement.bind(3, Int64(passEnd))
-            var bytes = state.bytes
-            let ageCutoff = policy.maxAgeSeconds.map { now - Int64($0) * 1000 }
-            while try statement.step() {
-                let offset = UInt64(statement.int64(0))
+        let ageCutoff = policy.maxAgeSeconds.map { now - Int64($0) * 1000 }
+        let statement = try db.prepare(
+            "SELECT \(RecordRunReader.columns) FROM record_runs WHERE channel=?1 AND last>=?2 AND first<?3 ORDER BY last")
+        statement.bind(1, state.id)
+        statement.bind(2, Int64(state.earliest))
+        statement.bind(3, Int64(passEnd))
+        var bytes = state.bytes
+        // Walks the retained records in order: those below a bound already reached go, and
+        // so does each next one while a byte or age limit is still exceeded.
+        runs: while try statement.step() {
+            for slot in try RecordRunReader.slots(statement, from: 0, channel: name) where slot.offset >= state.earliest {
+                guard slot.offset < passEnd else { break runs }
                 let overBytes = policy.maxBytes.map { bytes > Int64($0) } ?? false
-                let tooOld = ageCutoff.map { statement.int64(1) < $0 } ?? false
-                if !overBytes && !tooOld { break }
-                cutoff = Swift.max(cutoff, offset + 1)
-                bytes -= statement.int64(2)
+                let tooOld = ageCutoff.map { slot.timestamp < $0 } ?? false
+                guard slot.offset < cutoff || overBytes || tooOld else { break runs }
+                cutoff = Swift.max(cutoff, slot.offset + 1)
+                bytes -= Int64(slot.size)
             }
         }
-        return min(cutoff, passEnd)
-    }
-
-    private func sumPayloadBytes(channelId: Int64, below cutoff: UInt64) throws(StorageError) -> Int64 {
-        let statement = try db.prepare("SELECT coalesce(sum(coalesce(bytes, length(payload))), 0) FROM messages WHERE channel=?1 AND offset<?2")
-        statement.bind(1, channelId)
-        statement.bind(2, Int64(cutoff))
-        _ = try statement.step()
-        return statement.int64(0)
+        cutoff = min(cutoff, passEnd)
+        return (cutoff, state.bytes - bytes)
     }
 }

@@ -1,6 +1,7 @@
-/// The store's tables. `user_version` records the layout; a mismatch refuses to open.
+/// The store's tables. `user_version` records the layout: an older one is migrated
+/// (`SchemaMigration`), a newer one refuses to open.
 enum Schema {
-    static let version: Int32 = 1
+    static let version: Int32 = 2
     static let fileName = "chapar.db"
     /// WAL pages after which the writer checkpoints by itself (64 MiB of 4 KiB pages):
     /// reached only when the Checkpointer falls behind or is not running.
@@ -14,17 +15,16 @@ enum Schema {
             earliest INTEGER NOT NULL,
             bytes INTEGER NOT NULL,
             last_ts INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS messages(
+        CREATE TABLE IF NOT EXISTS record_runs(
             channel INTEGER NOT NULL,
-            offset INTEGER NOT NULL,
-            ts INTEGER NOT NULL,
-            crc INTEGER NOT NULL,
+            first INTEGER NOT NULL,
+            last INTEGER NOT NULL,
+            records BLOB NOT NULL,
             payload BLOB NOT NULL,
             ref_shard INTEGER,
-            ref_idx INTEGER,
-            ref_skip INTEGER,
-            bytes INTEGER);
-        CREATE UNIQUE INDEX IF NOT EXISTS messages_position ON messages(channel, offset);
+            ref_idx INTEGER);
+        CREATE UNIQUE INDEX IF NOT EXISTS record_runs_position ON record_runs(channel, last);
+        CREATE INDEX IF NOT EXISTS record_runs_ref ON record_runs(ref_shard, ref_idx) WHERE ref_idx IS NOT NULL;
         CREATE TABLE IF NOT EXISTS producers(
             channel INTEGER NOT NULL,
             producer INTEGER NOT NULL,
@@ -32,6 +32,7 @@ enum Schema {
             offset INTEGER NOT NULL,
             updated_ts INTEGER NOT NULL,
             PRIMARY KEY(channel, producer)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS dropped_channels(id INTEGER PRIMARY KEY);
         """
 
     /// Opens the writing connection, creating or checking the schema.
@@ -48,33 +49,13 @@ enum Schema {
         if durability == .fsync { try db.coalesceLog() }
         if found == 0 {
             try db.execute(create)
+            try db.execute(RaftLogTables.create)
             try db.execute("PRAGMA user_version=\(version)")
+        } else if found == 1 {
+            try SchemaMigration.fromVersion1(db)
         } else if found != version {
             throw .incompatibleSchema(found: found, expected: version)
         }
-        // Added within version 1 (older stores gain them here): Raft tables, and rows that
-        // keep their payload in a Raft log entry rather than a second copy.
-        try db.execute(RaftLogTables.create)
-        if try db.scalarText("SELECT count(*) FROM pragma_table_info('raft_state') WHERE name='repairing'") == "0" {
-            try db.execute("ALTER TABLE raft_state ADD COLUMN repairing INTEGER")
-        }
-        // The snapshot a replica's trimmed log starts after: its index and term, and the
-        // configuration in force there (NULL: the bootstrap one).
-        if try db.scalarText("SELECT count(*) FROM pragma_table_info('raft_state') WHERE name='snap_idx'") == "0" {
-            try db.execute("ALTER TABLE raft_state ADD COLUMN snap_idx INTEGER NOT NULL DEFAULT 0")
-            try db.execute("ALTER TABLE raft_state ADD COLUMN snap_term INTEGER NOT NULL DEFAULT 0")
-            try db.execute("ALTER TABLE raft_state ADD COLUMN snap_conf BLOB")
-        }
-        if try db.scalarText("SELECT count(*) FROM pragma_table_info('messages') WHERE name='ref_idx'") == "0" {
-            for column in ["ref_shard", "ref_idx", "ref_skip", "bytes"] {
-                try db.execute("ALTER TABLE messages ADD COLUMN \(column) INTEGER")
-            }
-        }
-        // Which Raft entries retained records still point into (the oldest bounds trimming).
-        try db.execute("CREATE INDEX IF NOT EXISTS messages_ref ON messages(ref_shard, ref_idx) WHERE ref_idx IS NOT NULL")
-        // Channel row ids whose records are not live: a dropped channel's, deleted a bounded
-        // number per transaction, and a snapshot's being copied in before it is installed.
-        try db.execute("CREATE TABLE IF NOT EXISTS dropped_channels(id INTEGER PRIMARY KEY)")
         return db
     }
 }

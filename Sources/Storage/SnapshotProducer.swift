@@ -45,28 +45,28 @@ public enum SnapshotProducer {
 
     private static func writeChannels(db: Database, owns: (String) -> Bool, into file: SnapshotFileWriter) throws(StorageError) {
         let channels = try db.prepare("SELECT id, name, head, earliest, bytes, last_ts FROM channels ORDER BY id")
-        let records = try db.prepare(
-            "SELECT offset, ts, crc, payload, ref_shard, ref_idx, ref_skip, bytes FROM messages WHERE channel=?1 ORDER BY offset")
-        let payloads = try PayloadResolver(db: db)
+        let runs = try db.prepare(
+            "SELECT \(RecordRunReader.columns) FROM record_runs WHERE channel=?1 AND last>=?2 ORDER BY last")
+        let reader = try RecordRunReader(db: db)
         let producers = try db.prepare("SELECT producer, sequence, offset, updated_ts FROM producers WHERE channel=?1")
         while try channels.step() {
             let name = String(decoding: channels.blob(1), as: UTF8.self)
             guard owns(name) else { continue }
             let id = channels.int64(0)
+            let earliest = UInt64(channels.int64(3))
             try file.append(.channel(
-                name: name, head: UInt64(channels.int64(2)), earliest: UInt64(channels.int64(3)), bytes: channels.int64(4),
+                name: name, head: UInt64(channels.int64(2)), earliest: earliest, bytes: channels.int64(4),
                 lastTimestamp: channels.int64(5)))
-            records.bind(1, id)
-            while try records.step() {
-                let offset = UInt64(records.int64(0)), timestamp = records.int64(1)
-                let payload = try payloads.payload(records, from: 3)
+            runs.bind(1, id)
+            runs.bind(2, Int64(earliest))
+            while try runs.step() {
                 // A damaged record is never handed on: the follower would store it as good.
-                guard UInt32(truncatingIfNeeded: records.int64(2)) == payload.withUnsafeBytes({
-                    RecordChecksum.compute(channelId: id, offset: offset, timestamp: timestamp, payload: $0)
-                }) else { throw .corruptRecord(channel: name, offset: offset) }
-                try file.append(.message(offset: offset, timestamp: timestamp, payload: payload))
+                for slot in try RecordRunReader.slots(runs, from: 0, channel: name) where slot.offset >= earliest {
+                    let payload = try reader.payload(slot, runs, from: 0, channelId: id, channel: name)
+                    try file.append(.message(offset: slot.offset, timestamp: slot.timestamp, payload: payload))
+                }
             }
-            records.reset()
+            runs.reset()
             producers.bind(1, id)
             while try producers.step() {
                 try file.append(.producer(

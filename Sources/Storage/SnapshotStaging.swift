@@ -40,12 +40,20 @@ public final class SnapshotStaging {
     func copy(into writer: LogWriter, bytesMax: Int) throws(StorageError) -> Int {
         guard let reader else { return 0 }
         var copied = 0
+        // A channel's consecutive records go in together, as runs.
+        var pending: [StoredRecord] = []
+        func flush() throws(StorageError) {
+            guard let channel = channels.last, !pending.isEmpty else { return }
+            try writer.restoreRecords(channelId: channel.id, pending)
+            pending.removeAll(keepingCapacity: true)
+        }
         while copied < bytesMax {
             guard let record = try reader.next() else {
                 isComplete = true
                 self.reader = nil
                 break
             }
+            if case .message = record {} else { try flush() }
             switch record {
             case .channel(let name, let head, let earliest, let bytes, let lastTimestamp):
                 guard !controller, owns(name), names.insert(name).inserted else {
@@ -57,7 +65,7 @@ public final class SnapshotStaging {
                 guard let channel = channels.last, offset >= channel.earliest, offset <= channel.head else {
                     throw SnapshotFileReader.damaged(path, "record \(offset) outside its channel")
                 }
-                try writer.restoreRecord(channelId: channel.id, offset: offset, timestamp: timestamp, payload: payload)
+                pending.append(StoredRecord(offset: offset, timestamp: timestamp, payload: payload))
                 copied += payload.count + 32
             case .producer(let id, let sequence, let offset, let updated):
                 guard let channel = channels.last else { throw SnapshotFileReader.damaged(path, "producer before its channel") }
@@ -67,6 +75,7 @@ public final class SnapshotStaging {
                 clusterState = bytes
             }
         }
+        try flush()
         return copied
     }
 

@@ -144,7 +144,14 @@ func damageChannelRows(database: String, from: Int, through: Int) throws -> Int3
     damage.arguments = ["python3", "-c", """
         import sqlite3, sys
         db = sqlite3.connect(sys.argv[1], timeout=10)
-        db.execute("UPDATE messages SET crc = (crc + 1) % 4294967296 WHERE offset BETWEEN ? AND ?", (int(sys.argv[2]), int(sys.argv[3])))
+        low, high = int(sys.argv[2]), int(sys.argv[3])
+        # A run's records column holds a 20-byte slot per record; its CRC is at bytes 8-11.
+        rows = db.execute("SELECT rowid, first, last, records FROM record_runs WHERE last >= ? AND first <= ?", (low, high)).fetchall()
+        for rowid, first, last, records in rows:
+            slots = bytearray(records)
+            for offset in range(max(first, low), min(last, high) + 1):
+                slots[(offset - first) * 20 + 8] ^= 0x01
+            db.execute("UPDATE record_runs SET records = ? WHERE rowid = ?", (bytes(slots), rowid))
         db.commit()
         """, database, "\(from)", "\(through)"]
     try damage.run()

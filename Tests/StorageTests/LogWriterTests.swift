@@ -114,7 +114,8 @@ import Testing
         let directory = try DataDirectory(path: temp.path)
         let writer = try openWriter(directory)
         _ = writer.append([input("c", "one"), input("c", "two"), input("c", "three")], now: 1)
-        try writer.db.execute("UPDATE messages SET payload = X'74776F21' WHERE offset = 2")
+        // One run holds the three payloads back to back: change the second's bytes.
+        try writer.db.execute("UPDATE record_runs SET payload = CAST('onetw!three' AS BLOB)")
         let reader = try directory.makeReader()
         #expect(throws: StorageError.corruptRecord(channel: "c", offset: 2)) {
             _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
@@ -128,8 +129,8 @@ import Testing
         defer { temp.remove() }
         let directory = try DataDirectory(path: temp.path)
         let writer = try openWriter(directory)
-        _ = writer.append([input("c", "1"), input("c", "2"), input("c", "3")], now: 1)
-        try writer.db.execute("DELETE FROM messages WHERE offset = 2")
+        for payload in ["1", "2", "3"] { _ = writer.append([input("c", payload)], now: 1) }  // a run each
+        try writer.db.execute("DELETE FROM record_runs WHERE first = 2")
         let reader = try directory.makeReader()
         #expect(throws: StorageError.corruptRecord(channel: "c", offset: 2)) {
             _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)

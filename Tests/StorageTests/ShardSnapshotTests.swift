@@ -140,19 +140,22 @@ import Testing
         defer { [source, target].forEach { $0.remove() } }
         let path = try snapshotOfFilledStore(source)
         func rows() throws -> Int {
-            Int(try Database(path: target.path + "/" + Schema.fileName, readOnly: true).scalarText("SELECT count(*) FROM messages") ?? "") ?? -1
+            Int(try Database(path: target.path + "/" + Schema.fileName, readOnly: true).scalarText("SELECT count(*) FROM record_runs") ?? "") ?? -1
         }
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
             var staging: SnapshotStaging? = try store.beginStaging(path: path, owns: { _ in true }, controller: false)
-            _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging!], stagingBytesMax: 40, now: 2)
-            #expect(try rows() == 2)
+            // Two cycles' copies: a's 1…2, then a's 3 and b's 4 (a run per channel per cycle).
+            for now in Int64(2)...3 {
+                _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging!], stagingBytesMax: 40, now: now)
+            }
+            #expect(try rows() == 3)
             #expect(try store.collectDropped(rowsMax: 100) == 0, "a copy in progress is kept")
             staging = nil
             #expect(try store.collectDropped(rowsMax: 1) == 1)
             // Another copy goes on, and the node stops half-way through it.
             let again = try store.beginStaging(path: path, owns: { _ in true }, controller: false)
-            _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [again], stagingBytesMax: 40, now: 3)
+            _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [again], stagingBytesMax: 40, now: 4)
             #expect(try rows() == 3)
             #expect(store.channelBounds().isEmpty)
         }
