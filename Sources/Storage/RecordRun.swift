@@ -28,7 +28,8 @@ enum RecordRun {
     /// The slots of a run starting at `first` from its `records` column; nil when the column
     /// does not hold exactly the run's records (the row is damaged).
     static func slots(first: UInt64, last: UInt64, records: UnsafeRawBufferPointer) -> [Slot]? {
-        guard last >= first, last - first < UInt64(recordsMax), records.count == Int(last - first + 1) * slotWidth else {
+        // Not bounded by `recordsMax`: rows a build with another bound wrote stay readable.
+        guard last >= first, last - first < UInt64(Int.max / slotWidth), records.count == Int(last - first + 1) * slotWidth else {
             return nil
         }
         var slots: [Slot] = []
