@@ -30,11 +30,8 @@ extension LogWriter {
             let crc = record.payload.withUnsafeBytes {
                 RecordChecksum.compute(channelId: channelId, offset: record.offset, timestamp: record.timestamp, payload: $0)
             }
-            if run?.accepts(offset: record.offset, reference: nil, size: record.payload.count) != true {
-                if let pending = run { try insert(pending) }
-                run = RecordRun.Builder(channelId: channelId, first: record.offset, reference: nil)
-            }
-            run!.append(timestamp: record.timestamp, crc: crc, payload: record.payload, reference: nil)
+            try extend(&run, channelId: channelId, offset: record.offset, timestamp: record.timestamp, crc: crc,
+                       payload: record.payload, reference: nil)
         }
         if let pending = run { try insert(pending) }
     }

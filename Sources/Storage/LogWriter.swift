@@ -152,11 +152,8 @@ final class LogWriter {
             let crc = input.payload.withUnsafeBytes {
                 RecordChecksum.compute(channelId: state.id, offset: offset, timestamp: timestamp, payload: $0)
             }
-            if run?.accepts(offset: offset, reference: input.reference, size: input.payload.count) != true {
-                if let pending = run { try insert(pending) }
-                run = RecordRun.Builder(channelId: state.id, first: offset, reference: input.reference)
-            }
-            run!.append(timestamp: timestamp, crc: crc, payload: input.payload, reference: input.reference)
+            try extend(&run, channelId: state.id, offset: offset, timestamp: timestamp, crc: crc, payload: input.payload,
+                       reference: input.reference)
             state.head = offset
             state.bytes += Int64(input.payload.count)
             state.lastTimestamp = timestamp
@@ -182,6 +179,17 @@ final class LogWriter {
         result.producers = stagedProducers
         result.appended = order.map { ChannelAppend(channel: $0, records: appended[$0]!) }
         return result
+    }
+
+    /// Adds a record to the run being built, first writing that run out when the record
+    /// cannot continue it (another entry, not the next offset, or the run is full).
+    func extend(_ run: inout RecordRun.Builder?, channelId: Int64, offset: UInt64, timestamp: Int64, crc: UInt32,
+                payload: [UInt8], reference: PayloadReference?) throws(StorageError) {
+        if run?.accepts(offset: offset, reference: reference, size: payload.count) != true {
+            if let pending = run { try insert(pending) }
+            run = RecordRun.Builder(channelId: channelId, first: offset, reference: reference)
+        }
+        run!.append(timestamp: timestamp, crc: crc, payload: payload, reference: reference)
     }
 
     /// One row of `record_runs`.

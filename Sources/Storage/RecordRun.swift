@@ -79,7 +79,7 @@ enum RecordRun {
         func accepts(offset: UInt64, reference: PayloadReference?, size: Int) -> Bool {
             guard count < RecordRun.recordsMax, offset == first + UInt64(count) else { return false }
             switch (entry, reference) {
-            case (nil, nil): return inline.count + size <= RecordRun.inlineBytesMax || count == 0
+            case (nil, nil): return inline.count + size <= RecordRun.inlineBytesMax
             case (let entry?, let reference?):
                 return entry.shard == reference.shard && entry.index == reference.index && reference.skip >= end
                     && reference.skip - end <= Int(UInt32.max)
@@ -87,7 +87,7 @@ enum RecordRun {
             }
         }
 
-        /// Adds a record `accepts` allowed.
+        /// Adds a record: the first of the run, or one `accepts` allowed.
         mutating func append(timestamp: Int64, crc: UInt32, payload: [UInt8], reference: PayloadReference?) {
             let start = reference?.skip ?? end
             RecordRun.appendSlot(to: &records, timestamp: timestamp, crc: crc, size: payload.count, gap: start - end)
