@@ -10,8 +10,10 @@ public final class LoadRun {
     public let plan: LoadPlan
     public let target: Target
     public let workerCount: Int
-    /// How long to wait after the window for in-flight messages to arrive.
-    public var drainSecondsMax: Double = 10
+    /// After the window, in-flight messages are waited for as long as any keep arriving (a
+    /// run whose publisher outpaced its subscribers leaves them a backlog to read), until
+    /// none came for a second or this long passed; nil: 10 s or twice the window, the more.
+    public var drainSecondsMax: Double?
     public var setupSecondsMax: Double = 60
 
     public init(scenario: Scenario, target: Target, workers: Int, runId: String) {
@@ -82,7 +84,8 @@ public final class LoadRun {
         report.driverCpuPercent = (Self.cpuSeconds() - cpuBefore) / max(wallSeconds, 0.001) * 100
 
         // Drain: wait for acknowledgements and deliveries still in flight.
-        let drainDeadline = MonotonicClock.nowMs() + Int64(drainSecondsMax * 1000)
+        let drainLimit = drainSecondsMax ?? max(10, 2 * plan.scenario.durationSeconds)
+        let drainDeadline = MonotonicClock.nowMs() + Int64(drainLimit * 1000)
         var quietSince = MonotonicClock.nowMs()
         while MonotonicClock.nowMs() < drainDeadline {
             usleep(100_000)
