@@ -106,6 +106,40 @@ import Testing
         #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.timestamp) == [101, 102, 103])
     }
 
+    /// One entry's publishes of a channel are one run; retention that hides part of it
+    /// leaves the snapshot only the retained records, which the other store serves alone.
+    @Test func aSnapshotCarriesOnlyTheRetainedPartOfARun() throws {
+        let source = TempDirectory("snap-run-source"), target = TempDirectory("snap-run-target")
+        defer { [source, target].forEach { $0.remove() } }
+        let texts = (1...5).map { "r\($0)" }
+        var data: [UInt8] = []
+        var inputs: [AppendInput] = []
+        for text in texts {
+            data += [9, 9, 9]
+            inputs.append(AppendInput(channel: "c", producer: nil, payload: Array(text.utf8), timestamp: 100,
+                                      reference: PayloadReference(shard: 2, index: 1, skip: data.count)))
+            data += Array(text.utf8)
+        }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: source.path), durability: .fsync)
+        _ = try store.commit(
+            persist: [RaftPersist(shard: 2, hardState: (term: 1, vote: nil, commit: 1, repairing: nil),
+                                  entries: [StoredRaftEntry(term: 1, index: 1, kind: 0, data: data)])],
+            apply: inputs, appliedThrough: [2: 1], now: 100)
+        try store.applyRetention(RetentionRules(default: RetentionPolicy(maxMessages: 2)), now: 200)
+        let path = source.path + "/2.snapshot"
+        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        let copy = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
+        let staging = try copy.beginStaging(path: path, owns: { _ in true }, controller: false)
+        while !staging.isComplete {
+            _ = try copy.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging], stagingBytesMax: 1 << 20, now: 300)
+        }
+        _ = try copy.commit(persist: [], apply: [], appliedThrough: [:], installs: [SnapshotInstall(staging: staging)], now: 300)
+        #expect(copy.channelBounds() == ["c": ChannelBounds(earliest: 4, head: 5)])
+        let records = try DataDirectory.readerFor(target.path).read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+        #expect(records.map(\.offset) == [4, 5])
+        #expect(records.map { String(decoding: $0.payload, as: UTF8.self) } == ["r4", "r5"])
+    }
+
     /// A node's readers live as long as the node: one that read a channel before a snapshot
     /// replaced it (new row ids) must read the installed records, before and after the
     /// replaced rows are deleted.
