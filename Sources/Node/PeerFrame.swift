@@ -310,13 +310,32 @@ struct ReplicatedPublish: Equatable {
     }
 
     static func decode(_ reader: inout ByteReader) throws(DecodeFailure) -> ReplicatedPublish {
+        var previous: KnownChannel?
+        return try decode(&reader, previous: &previous)
+    }
+
+    /// A channel name as it was last read and validated.
+    struct KnownChannel {
+        var bytes: [UInt8]
+        var name: String
+    }
+
+    /// Decodes one publish; a channel named by the same bytes as `previous` reuses its
+    /// validated String (an entry's publishes mostly share one channel, and every replica
+    /// decodes every publish it applies).
+    static func decode(_ reader: inout ByteReader, previous: inout KnownChannel?) throws(DecodeFailure) -> ReplicatedPublish {
         let timestamp = try reader.readInt64("timestamp")
-        // Validated from the bytes, building the String once (this runs for every publish
-        // of every entry a replica applies).
+        let raw = try reader.readSlice(Int(try reader.readUInt8("channel")), "channel")
         let channel: String
-        switch ChannelName.validate(try reader.readShortBytes("channel")) {
-        case .success(let name): channel = name
-        case .failure(let problem): throw .invalid(field: "channel", reason: problem.description)
+        if let known = previous, known.bytes.elementsEqual(raw) {
+            channel = known.name
+        } else {
+            let bytes = Array(raw)
+            switch ChannelName.validate(bytes) {
+            case .success(let name): channel = name
+            case .failure(let problem): throw .invalid(field: "channel", reason: problem.description)
+            }
+            previous = KnownChannel(bytes: bytes, name: channel)
         }
         var producer: ProducerStamp?
         switch try reader.readUInt8("producer flag") {
@@ -331,18 +350,20 @@ struct ReplicatedPublish: Equatable {
     /// An entry's publishes (one or more, back to back), each with where its payload
     /// starts in `bytes` (so a channel record can point at it instead of copying it).
     static func decodeEntry(_ bytes: [UInt8]) throws(DecodeFailure) -> [(publish: ReplicatedPublish, payloadStart: Int)] {
-        let result = bytes.withUnsafeBytes { raw -> Result<[(ReplicatedPublish, Int)], DecodeFailure> in
+        typealias Item = (publish: ReplicatedPublish, payloadStart: Int)
+        let result = bytes.withUnsafeBytes { raw -> Result<[Item], DecodeFailure> in
             do throws(DecodeFailure) {
                 var reader = ByteReader(raw)
-                var publishes: [(ReplicatedPublish, Int)] = []
+                var publishes: [Item] = []
+                var previous: KnownChannel?
                 repeat {
-                    let publish = try decode(&reader)
+                    let publish = try decode(&reader, previous: &previous)
                     publishes.append((publish, reader.position - publish.payload.count))
                 } while !reader.isAtEnd
                 return .success(publishes)
             } catch { return .failure(error) }
         }
-        return try result.get().map { (publish: $0.0, payloadStart: $0.1) }
+        return try result.get()
     }
 
     var input: AppendInput { AppendInput(channel: channel, producer: producer, payload: payload, timestamp: timestamp) }

@@ -28,9 +28,13 @@ import Testing
     /// An entry's publishes decode back with where each payload starts; a channel name
     /// that breaks the rules (from a damaged or hostile entry) is refused, not applied.
     @Test func entriesOfPublishesDecodeAndBadNamesAreRefused() throws {
+        // Runs of one channel (decoded once), and channels that come back.
         let publishes = [
             ReplicatedPublish(channel: "خبر", producer: ProducerStamp(id: 1, sequence: 2), timestamp: 5, payload: [1, 2, 3]),
+            ReplicatedPublish(channel: "خبر", producer: nil, timestamp: 5, payload: [4]),
             ReplicatedPublish(channel: "news", producer: nil, timestamp: 6, payload: []),
+            ReplicatedPublish(channel: "news2", producer: nil, timestamp: 6, payload: [5]),
+            ReplicatedPublish(channel: "خبر", producer: nil, timestamp: 7, payload: [6]),
         ]
         let entry = publishes.flatMap(\.encoded)
         let decoded = try ReplicatedPublish.decodeEntry(entry)
@@ -39,6 +43,8 @@ import Testing
         for bad in ["a b", ""] {
             let damaged = ReplicatedPublish(channel: bad, producer: nil, timestamp: 1, payload: [9]).encoded
             #expect(throws: DecodeFailure.self) { _ = try ReplicatedPublish.decodeEntry(damaged) }
+            // Also after a valid publish: a bad name is checked, not taken for the last one.
+            #expect(throws: DecodeFailure.self) { _ = try ReplicatedPublish.decodeEntry(publishes[0].encoded + damaged) }
         }
     }
 }
