@@ -310,32 +310,19 @@ struct ReplicatedPublish: Equatable {
     }
 
     static func decode(_ reader: inout ByteReader) throws(DecodeFailure) -> ReplicatedPublish {
-        var previous: KnownChannel?
-        return try decode(&reader, previous: &previous)
+        var names = RecentChannelName()
+        return try decode(&reader, names: &names)
     }
 
-    /// A channel name as it was last read and validated.
-    struct KnownChannel {
-        var bytes: [UInt8]
-        var name: String
-    }
-
-    /// Decodes one publish; a channel named by the same bytes as `previous` reuses its
-    /// validated String (an entry's publishes mostly share one channel, and every replica
-    /// decodes every publish it applies).
-    static func decode(_ reader: inout ByteReader, previous: inout KnownChannel?) throws(DecodeFailure) -> ReplicatedPublish {
+    /// Decodes one publish; `names` spares validating again a channel named by the same
+    /// bytes as the one before (an entry's publishes mostly share one channel, and every
+    /// replica decodes every publish it applies).
+    static func decode(_ reader: inout ByteReader, names: inout RecentChannelName) throws(DecodeFailure) -> ReplicatedPublish {
         let timestamp = try reader.readInt64("timestamp")
-        let raw = try reader.readSlice(Int(try reader.readUInt8("channel")), "channel")
         let channel: String
-        if let known = previous, known.bytes.elementsEqual(raw) {
-            channel = known.name
-        } else {
-            let bytes = Array(raw)
-            switch ChannelName.validate(bytes) {
-            case .success(let name): channel = name
-            case .failure(let problem): throw .invalid(field: "channel", reason: problem.description)
-            }
-            previous = KnownChannel(bytes: bytes, name: channel)
+        switch names.validate(try reader.readSlice(Int(try reader.readUInt8("channel")), "channel")) {
+        case .success(let name): channel = name
+        case .failure(let problem): throw .invalid(field: "channel", reason: problem.description)
         }
         var producer: ProducerStamp?
         switch try reader.readUInt8("producer flag") {
@@ -355,9 +342,9 @@ struct ReplicatedPublish: Equatable {
             do throws(DecodeFailure) {
                 var reader = ByteReader(raw)
                 var publishes: [Item] = []
-                var previous: KnownChannel?
+                var names = RecentChannelName()
                 repeat {
-                    let publish = try decode(&reader, previous: &previous)
+                    let publish = try decode(&reader, names: &names)
                     publishes.append((publish, reader.position - publish.payload.count))
                 } while !reader.isAtEnd
                 return .success(publishes)

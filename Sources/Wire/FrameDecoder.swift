@@ -8,12 +8,21 @@ public enum FrameDecoder {
     public static func decode(
         typeByte: UInt8, correlation: UInt32, body: UnsafeRawBufferPointer
     ) throws(ProtocolViolation) -> Envelope {
+        var names = RecentChannelName()
+        return try decode(typeByte: typeByte, correlation: correlation, body: body, names: &names)
+    }
+
+    /// The same; `names` remembers the last channel name the stream's frames carried, so a
+    /// stream naming one channel frame after frame validates it once.
+    public static func decode(
+        typeByte: UInt8, correlation: UInt32, body: UnsafeRawBufferPointer, names: inout RecentChannelName
+    ) throws(ProtocolViolation) -> Envelope {
         guard let type = FrameType(rawValue: typeByte) else {
             throw ProtocolViolation(.unknownFrameType, "unknown frame type 0x\(hex(typeByte))", correlation: correlation)
         }
         var reader = ByteReader(body)
         do {
-            let frame = try decodeBody(type, &reader, correlation: correlation)
+            let frame = try decodeBody(type, &reader, correlation: correlation, names: &names)
             try reader.expectEnd()
             return Envelope(frame, correlation: correlation)
         } catch let failure as DecodeFailure {
@@ -25,7 +34,9 @@ public enum FrameDecoder {
         }
     }
 
-    private static func decodeBody(_ type: FrameType, _ r: inout ByteReader, correlation: UInt32) throws -> Frame {
+    private static func decodeBody(
+        _ type: FrameType, _ r: inout ByteReader, correlation: UInt32, names: inout RecentChannelName
+    ) throws -> Frame {
         switch type {
         case .hello:
             let version = try r.readUInt16("version")
@@ -41,7 +52,7 @@ public enum FrameDecoder {
                 channelBytesMax: try r.readUInt16("channel_bytes_max"),
                 inflightPublishesMax: try r.readUInt32("inflight_publishes_max")))
         case .publish:
-            let channel = try readChannel(&r, correlation)
+            let channel = try readChannel(&r, correlation, &names)
             let flags = try r.readUInt8("flags")
             if flags & ~1 != 0 {
                 throw DecodeFailure.invalid(field: "flags", reason: "unknown bits 0x\(hex(flags))")
@@ -54,12 +65,12 @@ public enum FrameDecoder {
             let payload = try readPayload(&r, correlation)
             return .publish(Publish(channel: channel, producer: producer, payload: payload))
         case .ack:
-            let channel = try readChannel(&r, correlation)
+            let channel = try readChannel(&r, correlation, &names)
             let offset = try r.readUInt64("offset")
             let flags = try r.readUInt8("flags")
             return .ack(Ack(channel: channel, offset: offset, duplicate: flags & 1 != 0))
         case .subscribe:
-            let channel = try readChannel(&r, correlation)
+            let channel = try readChannel(&r, correlation, &names)
             let mode = try r.readUInt8("from_mode")
             let offset = try r.readUInt64("from_offset")
             let from: StartPosition
@@ -73,21 +84,21 @@ public enum FrameDecoder {
             return .subscribe(Subscribe(channel: channel, from: from))
         case .subscribed:
             return .subscribed(Subscribed(
-                channel: try readChannel(&r, correlation), nextOffset: try r.readUInt64("next_offset"),
+                channel: try readChannel(&r, correlation, &names), nextOffset: try r.readUInt64("next_offset"),
                 head: try r.readUInt64("head")))
         case .unsubscribe:
-            return .unsubscribe(channel: try readChannel(&r, correlation))
+            return .unsubscribe(channel: try readChannel(&r, correlation, &names))
         case .unsubscribed:
-            return .unsubscribed(channel: try readChannel(&r, correlation))
+            return .unsubscribed(channel: try readChannel(&r, correlation, &names))
         case .message:
-            let channel = try readChannel(&r, correlation)
+            let channel = try readChannel(&r, correlation, &names)
             let offset = try r.readUInt64("offset")
             let timestamp = try r.readInt64("timestamp")
             let payload = try readPayload(&r, correlation)
             return .message(Message(channel: channel, offset: offset, timestamp: timestamp, payload: payload))
         case .fetch:
             let fetch = Fetch(
-                channel: try readChannel(&r, correlation), from: try r.readUInt64("from_offset"),
+                channel: try readChannel(&r, correlation, &names), from: try r.readUInt64("from_offset"),
                 maxMessages: try r.readUInt32("max_messages"), maxBytes: try r.readUInt32("max_bytes"))
             if fetch.from == 0 {
                 throw ProtocolViolation(.invalidRequest, "offsets start at 1", correlation: correlation)
@@ -101,7 +112,7 @@ public enum FrameDecoder {
             }
             return .fetch(fetch)
         case .batch:
-            let channel = try readChannel(&r, correlation)
+            let channel = try readChannel(&r, correlation, &names)
             let earliest = try r.readUInt64("earliest")
             let head = try r.readUInt64("head")
             let count = Int(try r.readUInt32("count"))
@@ -124,9 +135,9 @@ public enum FrameDecoder {
             let text = try r.readMediumBytes("message", max: Limits.errorTextBytesMax)
             return .error(ErrorReply(rawCode: code, message: String(decoding: text, as: UTF8.self)))
         case .locate:
-            return .locate(channel: try readChannel(&r, correlation))
+            return .locate(channel: try readChannel(&r, correlation, &names))
         case .location:
-            let channel = try readChannel(&r, correlation)
+            let channel = try readChannel(&r, correlation, &names)
             let shard = try r.readUInt32("shard")
             let leader = Int(try r.readUInt8("leader"))
             let count = Int(try r.readUInt8("count"))
@@ -143,9 +154,10 @@ public enum FrameDecoder {
         }
     }
 
-    private static func readChannel(_ r: inout ByteReader, _ correlation: UInt32) throws -> String {
-        let bytes = try r.readShortBytes("channel")
-        switch ChannelName.validate(bytes) {
+    private static func readChannel(
+        _ r: inout ByteReader, _ correlation: UInt32, _ names: inout RecentChannelName
+    ) throws -> String {
+        switch names.validate(try r.readSlice(Int(try r.readUInt8("channel")), "channel")) {
         case .success(let name): return name
         case .failure(let problem):
             throw ProtocolViolation(.invalidChannel, problem.description, correlation: correlation)

@@ -9,6 +9,8 @@ import ChaparCore
 public struct FrameReader: Sendable {
     /// The start of a frame that has not fully arrived. Never larger than one frame.
     private var pending: [UInt8] = []
+    /// The stream's last channel name (a publisher's frames mostly name one channel).
+    private var names = RecentChannelName()
 
     public init() {}
 
@@ -20,8 +22,10 @@ public struct FrameReader: Sendable {
     public mutating func feed(
         _ input: UnsafeRawBufferPointer, _ deliver: (Envelope) -> Void
     ) throws(ProtocolViolation) {
+        var names = self.names
+        defer { self.names = names }
         try feedRaw(input) { (type, correlation, body) throws(ProtocolViolation) in
-            deliver(try FrameDecoder.decode(typeByte: type, correlation: correlation, body: body))
+            deliver(try FrameDecoder.decode(typeByte: type, correlation: correlation, body: body, names: &names))
         }
     }
 

@@ -58,6 +58,22 @@ import Testing
         #expect(ChannelName.validate([0x61, 0xC3]) == .failure(.invalidUTF8))
         #expect(ChannelName.validate([0xFF]) == .failure(.invalidUTF8))
     }
+
+    /// The same bytes give the remembered name; other bytes, valid or not, are checked.
+    @Test func recentNameIsReusedOnlyForTheSameBytes() {
+        var names = RecentChannelName()
+        func validate(_ text: String) -> Result<String, ChannelName.Problem> {
+            Array(text.utf8).withUnsafeBytes { names.validate($0) }
+        }
+        #expect(validate("news") == .success("news"))
+        #expect(validate("news") == .success("news"))
+        #expect(validate("newsy") == .success("newsy"))
+        #expect(validate("new") == .success("new"))
+        #expect(validate("has space") == .failure(.forbiddenCharacter(0x20)))
+        #expect(validate("has space") == .failure(.forbiddenCharacter(0x20)), "a refused name is never remembered")
+        #expect(validate("") == .failure(.empty))
+        #expect(validate("new") == .success("new"))
+    }
 }
 
 @Suite struct StableMathTests {

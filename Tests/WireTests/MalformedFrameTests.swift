@@ -87,6 +87,17 @@ func publishBody(channel: [UInt8], flags: UInt8 = 0, payloadLength: UInt32? = ni
         }
     }
 
+    /// A stream's frames remember its last channel name; a bad name after good ones, and a
+    /// good one after that, are still judged on their own bytes.
+    @Test func namesAcrossAStreamAreEachChecked() throws {
+        let frame = { (channel: String) in rawFrame(type: 0x03, body: publishBody(channel: Array(channel.utf8), payload: [1])) }
+        let good = frame("news") + frame("news") + frame("sport") + frame("news")
+        let names = try decodeAll(good, chunk: 7).compactMap { if case .publish(let p) = $0.frame { p.channel } else { nil } }
+        #expect(names == ["news", "news", "sport", "news"])
+        #expect(violation(frame("news") + frame("new s"))?.code == .invalidChannel)
+        #expect(violation(frame("news") + frame("newsy") + frame("news")) == nil)
+    }
+
     @Test func payloadOverLimitIsRefused() {
         let over = UInt32(Limits.payloadBytesMax + 1)
         let body = publishBody(channel: Array("a".utf8), payloadLength: over, payload: [])
