@@ -219,9 +219,11 @@ final class Session: ConnectionDelegate {  // guarded by: loop thread
         inflightBytes -= ticket.payloadBytes
         switch outcome {
         case .stored(let offset, _):
-            send(.ack(Ack(channel: ticket.channel, offset: offset)), correlation: ticket.correlation)
+            let ack = Ack(channel: ticket.channel, offset: offset)
+            connection.send { FrameEncoder.appendAck(ack, correlation: ticket.correlation, to: &$0) }
         case .duplicate(let offset):
-            send(.ack(Ack(channel: ticket.channel, offset: offset, duplicate: true)), correlation: ticket.correlation)
+            let ack = Ack(channel: ticket.channel, offset: offset, duplicate: true)
+            connection.send { FrameEncoder.appendAck(ack, correlation: ticket.correlation, to: &$0) }
         case .sequenceGap(let expected):
             reject(.sequenceGap, "producer sequence skips ahead; the next accepted is \(expected)", correlation: ticket.correlation)
         case .failed(let error):

@@ -36,6 +36,9 @@ public protocol ByteStream: AnyObject {
     func send(_ bytes: [UInt8])
     /// Queues a range of a shared buffer without copying it.
     func send(_ slice: OutboundSlice)
+    /// Queues what `write` appends, written straight into the coalescing buffer (small
+    /// frames built once per message, such as acknowledgements).
+    func send(appending write: (inout [UInt8]) -> Void)
     /// Asks for one `connectionWritable` once outbound bytes drop below `bytes`.
     func notifyWhenOutboundBelow(_ bytes: Int)
     func pauseReading()
@@ -105,6 +108,14 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
         guard !isClosed, !closeWhenFlushed else { return }
         small.append(contentsOf: bytes)
         outboundBytes += bytes.count
+        scheduleFlush()
+    }
+
+    public func send(appending write: (inout [UInt8]) -> Void) {
+        guard !isClosed, !closeWhenFlushed else { return }
+        let before = small.count
+        write(&small)
+        outboundBytes += small.count - before
         scheduleFlush()
     }
 

@@ -35,6 +35,22 @@ public enum FrameEncoder {
         endFrame(start: start, into: &writer)
     }
 
+    /// Appends one ACK frame to `out` in place: a node sends one per publish, and building
+    /// it through `encode` cost an envelope, a writer and two arrays each time.
+    public static func appendAck(_ ack: Ack, correlation: UInt32, to out: inout [UInt8]) {
+        var channel = ack.channel
+        channel.withUTF8 { name in
+            let bodyBytes = 1 + name.count + 8 + 1
+            withUnsafeBytes(of: UInt32(headerBytes - 4 + bodyBytes).bigEndian) { out.append(contentsOf: $0) }
+            out.append(FrameType.ack.rawValue)
+            withUnsafeBytes(of: correlation.bigEndian) { out.append(contentsOf: $0) }
+            out.append(UInt8(name.count))
+            out.append(contentsOf: name)
+            withUnsafeBytes(of: ack.offset.bigEndian) { out.append(contentsOf: $0) }
+            out.append(ack.duplicate ? 1 : 0)
+        }
+    }
+
     public static func beginFrame(_ type: FrameType, correlation: UInt32, into writer: inout ByteWriter) -> Int {
         let start = writer.count
         writer.write(UInt32(0))  // patched by endFrame

@@ -111,6 +111,16 @@ func decodeAll(_ bytes: [UInt8], chunk: Int? = nil) throws(ProtocolViolation) ->
         #expect(writer.finish() == FrameEncoder.encode(Envelope(.message(message))))
     }
 
+    @Test func inPlaceAckEncodingEqualsFrameEncoding() {
+        var out: [UInt8] = [0xAA]
+        for ack in [Ack(channel: "news", offset: 1), Ack(channel: "خبر", offset: 1 << 40, duplicate: true)] {
+            FrameEncoder.appendAck(ack, correlation: 0x0102_0304, to: &out)
+        }
+        let expected = [0xAA] + FrameEncoder.encode(Envelope(.ack(Ack(channel: "news", offset: 1)), correlation: 0x0102_0304))
+            + FrameEncoder.encode(Envelope(.ack(Ack(channel: "خبر", offset: 1 << 40, duplicate: true)), correlation: 0x0102_0304))
+        #expect(out == expected)
+    }
+
     @Test func streamSplitAtEveryByteBoundaryDecodesTheSame() throws {
         let stream = sampleEnvelopes.flatMap { FrameEncoder.encode($0) }
         for cut in 0...stream.count {
