@@ -154,13 +154,16 @@ final class PublishRouter {  // guarded by: the replication thread
         for (shard, items) in batches {
             var entries: [[UInt8]] = []
             var origins: [[Origin]] = []
-            var writer = ByteWriter(capacity: 4096)
+            // Sized for the cycle's publishes up front: growing from small by doubling
+            // copied each ~100 KiB entry about twice over.
+            let capacity = min(Self.entryBytesMax, items.reduce(0) { $0 + $1.0.payload.count + $1.0.channel.utf8.count + 32 })
+            var writer = ByteWriter(capacity: capacity)
             var packed: [Origin] = []
             for (publish, origin) in items {
                 if !packed.isEmpty && writer.count + publish.payload.count + 64 > Self.entryBytesMax {
                     entries.append(writer.finish())
                     origins.append(packed)
-                    writer = ByteWriter(capacity: 4096)
+                    writer = ByteWriter(capacity: capacity)
                     packed = []
                 }
                 publish.encode(into: &writer)
