@@ -197,7 +197,7 @@ final class LogWriter {
         insertRun.bind(1, run.channelId)
         insertRun.bind(2, Int64(run.first))
         insertRun.bind(3, Int64(run.last))
-        insertRun.bind(4, run.records)
+        insertRun.bind(4, run.records.bytes)
         insertRun.bind(5, run.inline)
         if let entry = run.entry {
             insertRun.bind(6, Int64(entry.shard))

@@ -1,9 +1,11 @@
+import ChaparCore
+
 /// Consecutive records of one channel stored as one row of `record_runs` (Kafka's record
 /// batch, in SQLite): a Raft entry carries a cycle's publishes of a channel, and one row
 /// for all of them costs one B-tree insert per index instead of one per record — at
 /// 1 KiB messages those inserts were a fifth of a node's CPU.
 ///
-/// The row's `records` column is a fixed-width slot per record, little-endian:
+/// The row's `records` column is a fixed-width slot per record, big-endian (`ByteWriter`):
 /// timestamp (Int64, ms), CRC-32C (UInt32, `RecordChecksum`), payload size (UInt32), and
 /// gap (UInt32): the bytes between the previous record's payload end (or the start of
 /// the payload area) and this record's payload. The payload area is the row's `payload`
@@ -34,26 +36,25 @@ enum RecordRun {
         }
         var slots: [Slot] = []
         slots.reserveCapacity(Int(last - first + 1))
+        var reader = ByteReader(records)
         var end = 0
         for index in 0..<Int(last - first + 1) {
-            let base = index * slotWidth
-            let timestamp = Int64(littleEndian: records.loadUnaligned(fromByteOffset: base, as: Int64.self))
-            let crc = UInt32(littleEndian: records.loadUnaligned(fromByteOffset: base + 8, as: UInt32.self))
-            let size = Int(UInt32(littleEndian: records.loadUnaligned(fromByteOffset: base + 12, as: UInt32.self)))
-            let gap = Int(UInt32(littleEndian: records.loadUnaligned(fromByteOffset: base + 16, as: UInt32.self)))
-            let start = end + gap
-            slots.append(Slot(offset: first + UInt64(index), timestamp: timestamp, crc: crc, start: start, size: size))
-            end = start + size
+            // The length was checked above, so the reads cannot run out.
+            guard let timestamp = try? reader.readInt64("timestamp"), let crc = try? reader.readUInt32("crc"),
+                  let size = try? reader.readUInt32("size"), let gap = try? reader.readUInt32("gap") else { return nil }
+            let start = end + Int(gap)
+            slots.append(Slot(offset: first + UInt64(index), timestamp: timestamp, crc: crc, start: start, size: Int(size)))
+            end = start + Int(size)
         }
         return slots
     }
 
     /// Appends one slot to a `records` column.
-    static func appendSlot(to records: inout [UInt8], timestamp: Int64, crc: UInt32, size: Int, gap: Int) {
-        withUnsafeBytes(of: timestamp.littleEndian) { records.append(contentsOf: $0) }
-        withUnsafeBytes(of: crc.littleEndian) { records.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(size).littleEndian) { records.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(gap).littleEndian) { records.append(contentsOf: $0) }
+    static func appendSlot(to records: inout ByteWriter, timestamp: Int64, crc: UInt32, size: Int, gap: Int) {
+        records.write(timestamp)
+        records.write(crc)
+        records.write(UInt32(size))
+        records.write(UInt32(gap))
     }
 
     /// A run being assembled by the writer.
@@ -63,7 +64,7 @@ enum RecordRun {
         /// The Raft entry the payloads lie in; nil: they are stored inline.
         let entry: (shard: Int, index: UInt64)?
         private(set) var count = 0
-        private(set) var records: [UInt8] = []
+        private(set) var records = ByteWriter(capacity: 64 * RecordRun.slotWidth)
         private(set) var inline: [UInt8] = []
         private var end = 0
 

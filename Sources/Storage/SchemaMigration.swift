@@ -1,3 +1,5 @@
+import ChaparCore
+
 /// Brings a store written by an older layout up to `Schema.version`, in one transaction.
 enum SchemaMigration {
     /// Version 1 kept one `messages` row per record; each becomes a run of one record
@@ -14,13 +16,13 @@ enum SchemaMigration {
                 "INSERT INTO record_runs(channel, first, last, records, payload, ref_shard, ref_idx) VALUES(?1, ?2, ?2, ?3, ?4, ?5, ?6)")
             while try rows.step() {
                 let referenced = !rows.isNull(6)
-                var slot: [UInt8] = []
+                var slot = ByteWriter(capacity: RecordRun.slotWidth)
                 RecordRun.appendSlot(
                     to: &slot, timestamp: rows.int64(2), crc: UInt32(truncatingIfNeeded: rows.int64(3)),
                     size: referenced ? Int(rows.int64(8)) : rows.blob(4).count, gap: referenced ? Int(rows.int64(7)) : 0)
                 insert.bind(1, rows.int64(0))
                 insert.bind(2, rows.int64(1))
-                insert.bind(3, slot)
+                insert.bind(3, slot.bytes)
                 if referenced {
                     insert.bind(4, [])
                     insert.bind(5, rows.int64(5))
