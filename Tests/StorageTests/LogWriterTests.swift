@@ -4,37 +4,33 @@ import Testing
 
 @Suite struct LogWriterTests {
     @Test func offsetsAreDensePerChannelAndStartAtOne() throws {
-        let temp = TempDirectory()
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        let (outcomes, appended) = writer.append(
-            [input("a", "1"), input("b", "1"), input("a", "2"), input("a", "3"), input("b", "2")], now: 1000)
-        #expect(offsets(outcomes) == [1, 1, 2, 3, 2])
-        #expect(appended.map(\.channel) == ["a", "b"])
-        #expect(appended[0].records.map(\.offset) == [1, 2, 3])
-        let (more, _) = writer.append([input("a", "4")], now: 1001)
-        #expect(offsets(more) == [4])
+        try withWriter() { _, writer in
+            let (outcomes, appended) = writer.append(
+                [input("a", "1"), input("b", "1"), input("a", "2"), input("a", "3"), input("b", "2")], now: 1000)
+            #expect(offsets(outcomes) == [1, 1, 2, 3, 2])
+            #expect(appended.map(\.channel) == ["a", "b"])
+            #expect(appended[0].records.map(\.offset) == [1, 2, 3])
+            let (more, _) = writer.append([input("a", "4")], now: 1001)
+            #expect(offsets(more) == [4])
+        }
     }
 
     /// Records of a channel whose runs are split by other channels come back together, in
     /// order; a channel whose every publish was a duplicate is left out and unchanged.
     @Test func channelsSplitAcrossTheBatchAndDuplicateOnlyChannels() throws {
-        let temp = TempDirectory()
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        let p = { ProducerStamp(id: 5, sequence: $0) }
-        _ = writer.append([input("d", "x", producer: p(1))], now: 1)
-        let (outcomes, appended) = writer.append(
-            [input("a", "1"), input("d", "x", producer: p(1)), input("a", "2"), input("b", "1"), input("a", "3")], now: 2)
-        #expect(outcomes == [.stored(offset: 1, timestamp: 2), .duplicate(offset: 1), .stored(offset: 2, timestamp: 2),
-                             .stored(offset: 1, timestamp: 2), .stored(offset: 3, timestamp: 2)])
-        #expect(appended.map(\.channel) == ["a", "b"])
-        #expect(appended[0].records.map { String(decoding: $0.payload, as: UTF8.self) } == ["1", "2", "3"])
-        let reader = try directory.makeReader()
-        #expect(try reader.bounds("d") == ChannelBounds(earliest: 1, head: 1))
-        #expect(try reader.bounds("a") == ChannelBounds(earliest: 1, head: 3))
+        try withWriter() { directory, writer in
+            let p = { ProducerStamp(id: 5, sequence: $0) }
+            _ = writer.append([input("d", "x", producer: p(1))], now: 1)
+            let (outcomes, appended) = writer.append(
+                [input("a", "1"), input("d", "x", producer: p(1)), input("a", "2"), input("b", "1"), input("a", "3")], now: 2)
+            #expect(outcomes == [.stored(offset: 1, timestamp: 2), .duplicate(offset: 1), .stored(offset: 2, timestamp: 2),
+                                 .stored(offset: 1, timestamp: 2), .stored(offset: 3, timestamp: 2)])
+            #expect(appended.map(\.channel) == ["a", "b"])
+            #expect(appended[0].records.map { String(decoding: $0.payload, as: UTF8.self) } == ["1", "2", "3"])
+            let reader = try directory.makeReader()
+            #expect(try reader.bounds("d") == ChannelBounds(earliest: 1, head: 1))
+            #expect(try reader.bounds("a") == ChannelBounds(earliest: 1, head: 3))
+        }
     }
 
     @Test func timestampsNeverDecreaseWithinAChannel() throws {
@@ -109,44 +105,38 @@ import Testing
     }
 
     @Test func corruptedPayloadIsDetectedOnRead() throws {
-        let temp = TempDirectory()
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        _ = writer.append([input("c", "one"), input("c", "two"), input("c", "three")], now: 1)
-        // One run holds the three payloads back to back: change the second's bytes.
-        try writer.db.execute("UPDATE record_runs SET payload = CAST('onetw!three' AS BLOB)")
-        let reader = try directory.makeReader()
-        #expect(throws: StorageError.corruptRecord(channel: "c", offset: 2)) {
-            _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+        try withWriter() { directory, writer in
+            _ = writer.append([input("c", "one"), input("c", "two"), input("c", "three")], now: 1)
+            // One run holds the three payloads back to back: change the second's bytes.
+            try writer.db.execute("UPDATE record_runs SET payload = CAST('onetw!three' AS BLOB)")
+            let reader = try directory.makeReader()
+            #expect(throws: StorageError.corruptRecord(channel: "c", offset: 2)) {
+                _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+            }
+            // Records before the damage are still served.
+            #expect(try reader.read("c", from: 1, maxMessages: 1, maxBytes: 1 << 20).map(\.offset) == [1])
         }
-        // Records before the damage are still served.
-        #expect(try reader.read("c", from: 1, maxMessages: 1, maxBytes: 1 << 20).map(\.offset) == [1])
     }
 
     @Test func missingRecordInsideRangeIsCorruption() throws {
-        let temp = TempDirectory()
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        for payload in ["1", "2", "3"] { _ = writer.append([input("c", payload)], now: 1) }  // a run each
-        try writer.db.execute("DELETE FROM record_runs WHERE first = 2")
-        let reader = try directory.makeReader()
-        #expect(throws: StorageError.corruptRecord(channel: "c", offset: 2)) {
-            _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+        try withWriter() { directory, writer in
+            for payload in ["1", "2", "3"] { _ = writer.append([input("c", payload)], now: 1) }  // a run each
+            try writer.db.execute("DELETE FROM record_runs WHERE first = 2")
+            let reader = try directory.makeReader()
+            #expect(throws: StorageError.corruptRecord(channel: "c", offset: 2)) {
+                _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+            }
         }
     }
 
     @Test func readHonoursMessageAndByteLimitsButReturnsAtLeastOne() throws {
-        let temp = TempDirectory()
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        _ = writer.append((1...10).map { _ in AppendInput(channel: "c", producer: nil, payload: Array(repeating: 1, count: 100)) }, now: 1)
-        let reader = try directory.makeReader()
-        #expect(try reader.read("c", from: 3, maxMessages: 4, maxBytes: 1 << 20).map(\.offset) == [3, 4, 5, 6])
-        #expect(try reader.read("c", from: 1, maxMessages: 100, maxBytes: 250).map(\.offset) == [1, 2])
-        #expect(try reader.read("c", from: 1, maxMessages: 100, maxBytes: 10).map(\.offset) == [1])
-        #expect(try reader.read("c", from: 11, maxMessages: 100, maxBytes: 10).isEmpty)
+        try withWriter() { directory, writer in
+            _ = writer.append((1...10).map { _ in AppendInput(channel: "c", producer: nil, payload: Array(repeating: 1, count: 100)) }, now: 1)
+            let reader = try directory.makeReader()
+            #expect(try reader.read("c", from: 3, maxMessages: 4, maxBytes: 1 << 20).map(\.offset) == [3, 4, 5, 6])
+            #expect(try reader.read("c", from: 1, maxMessages: 100, maxBytes: 250).map(\.offset) == [1, 2])
+            #expect(try reader.read("c", from: 1, maxMessages: 100, maxBytes: 10).map(\.offset) == [1])
+            #expect(try reader.read("c", from: 11, maxMessages: 100, maxBytes: 10).isEmpty)
+        }
     }
 }

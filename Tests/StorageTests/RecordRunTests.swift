@@ -12,74 +12,66 @@ import Testing
 
     /// A commit's records of a channel share a row; a run never passes its record bound.
     @Test func aCommitsRecordsOfAChannelShareARow() throws {
-        let temp = TempDirectory("runs")
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        _ = writer.append([input("a", "1"), input("a", "2"), input("b", "1"), input("a", "3")], now: 1)
-        #expect(try runRows(writer) == ["1:1-2", "1:3-3", "2:1-1"])
-        let many = RecordRun.recordsMax + 5
-        _ = writer.append((1...many).map { input("c", "\($0)") }, now: 2)
-        #expect(try runRows(writer).suffix(2) == ["3:1-\(RecordRun.recordsMax)", "3:\(RecordRun.recordsMax + 1)-\(many)"])
-        let records = try directory.makeReader().read("c", from: 1000, maxMessages: 100, maxBytes: 1 << 20)
-        #expect(records.map(\.offset) == Array(1000...UInt64(many)))
-        #expect(records.map { String(decoding: $0.payload, as: UTF8.self) } == (1000...many).map { "\($0)" })
+        try withWriter("runs") { directory, writer in
+            _ = writer.append([input("a", "1"), input("a", "2"), input("b", "1"), input("a", "3")], now: 1)
+            #expect(try runRows(writer) == ["1:1-2", "1:3-3", "2:1-1"])
+            let many = RecordRun.recordsMax + 5
+            _ = writer.append((1...many).map { input("c", "\($0)") }, now: 2)
+            #expect(try runRows(writer).suffix(2) == ["3:1-\(RecordRun.recordsMax)", "3:\(RecordRun.recordsMax + 1)-\(many)"])
+            let records = try directory.makeReader().read("c", from: 1000, maxMessages: 100, maxBytes: 1 << 20)
+            #expect(records.map(\.offset) == Array(1000...UInt64(many)))
+            #expect(records.map { String(decoding: $0.payload, as: UTF8.self) } == (1000...many).map { "\($0)" })
+        }
     }
 
     /// Records that lie in one Raft entry form one row pointing into it; a record in the
     /// next entry starts another.
     @Test func referencedRecordsRunUntilTheirEntryChanges() throws {
-        let temp = TempDirectory("runs-ref")
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        let entry1: [UInt8] = Array("..one..two".utf8), entry2: [UInt8] = Array("three".utf8)
-        for (index, data) in [(UInt64(1), entry1), (2, entry2)] {
-            try writer.db.execute("INSERT INTO raft_log(shard, idx, term, kind, crc, data) VALUES(4, \(index), 1, 0, 0, X'\(data.map { String(format: "%02x", $0) }.joined())')")
+        try withWriter("runs-ref") { directory, writer in
+            let entry1: [UInt8] = Array("..one..two".utf8), entry2: [UInt8] = Array("three".utf8)
+            for (index, data) in [(UInt64(1), entry1), (2, entry2)] {
+                try writer.db.execute("INSERT INTO raft_log(shard, idx, term, kind, crc, data) VALUES(4, \(index), 1, 0, 0, X'\(data.map { String(format: "%02x", $0) }.joined())')")
+            }
+            func referenced(_ text: String, _ index: UInt64, _ skip: Int) -> AppendInput {
+                AppendInput(channel: "r", producer: nil, payload: Array(text.utf8), reference: PayloadReference(shard: 4, index: index, skip: skip))
+            }
+            _ = writer.append([referenced("one", 1, 2), referenced("two", 1, 7), referenced("three", 2, 0)], now: 1)
+            #expect(try runRows(writer) == ["1:1-2", "1:3-3"])
+            #expect(try writer.db.scalarText("SELECT sum(length(payload)) FROM record_runs") == "0")
+            let records = try directory.makeReader().read("r", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+            #expect(records.map { String(decoding: $0.payload, as: UTF8.self) } == ["one", "two", "three"])
         }
-        func referenced(_ text: String, _ index: UInt64, _ skip: Int) -> AppendInput {
-            AppendInput(channel: "r", producer: nil, payload: Array(text.utf8), reference: PayloadReference(shard: 4, index: index, skip: skip))
-        }
-        _ = writer.append([referenced("one", 1, 2), referenced("two", 1, 7), referenced("three", 2, 0)], now: 1)
-        #expect(try runRows(writer) == ["1:1-2", "1:3-3"])
-        #expect(try writer.db.scalarText("SELECT sum(length(payload)) FROM record_runs") == "0")
-        let records = try directory.makeReader().read("r", from: 1, maxMessages: 10, maxBytes: 1 << 20)
-        #expect(records.map { String(decoding: $0.payload, as: UTF8.self) } == ["one", "two", "three"])
     }
 
     /// Retention inside a run hides its older records; the row goes once all of it is past.
     @Test func retentionInsideARunHidesItsOlderPart() throws {
-        let temp = TempDirectory("runs-retention")
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        _ = writer.append((1...10).map { input("c", "m\($0)") }, now: 1)
-        #expect(try writer.applyRetention(RetentionRules(default: RetentionPolicy(maxMessages: 4)), now: 2) == 6)
-        let reader = try directory.makeReader()
-        #expect(try reader.bounds("c") == ChannelBounds(earliest: 7, head: 10))
-        #expect(try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.offset) == [7, 8, 9, 10])
-        #expect(try reader.read("c", from: 9, maxMessages: 10, maxBytes: 1 << 20).map(\.offset) == [9, 10])
-        #expect(try runRows(writer) == ["1:1-10"])
-        #expect(writer.channels["c"]?.bytes == Int64("m7m8m9m10".utf8.count))
-        _ = writer.append((11...14).map { input("c", "m\($0)") }, now: 3)
-        #expect(try writer.applyRetention(RetentionRules(default: RetentionPolicy(maxMessages: 4)), now: 4) == 4)
-        #expect(try runRows(writer) == ["1:11-14"])
+        try withWriter("runs-retention") { directory, writer in
+            _ = writer.append((1...10).map { input("c", "m\($0)") }, now: 1)
+            #expect(try writer.applyRetention(RetentionRules(default: RetentionPolicy(maxMessages: 4)), now: 2) == 6)
+            let reader = try directory.makeReader()
+            #expect(try reader.bounds("c") == ChannelBounds(earliest: 7, head: 10))
+            #expect(try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.offset) == [7, 8, 9, 10])
+            #expect(try reader.read("c", from: 9, maxMessages: 10, maxBytes: 1 << 20).map(\.offset) == [9, 10])
+            #expect(try runRows(writer) == ["1:1-10"])
+            #expect(writer.channels["c"]?.bytes == Int64("m7m8m9m10".utf8.count))
+            _ = writer.append((11...14).map { input("c", "m\($0)") }, now: 3)
+            #expect(try writer.applyRetention(RetentionRules(default: RetentionPolicy(maxMessages: 4)), now: 4) == 4)
+            #expect(try runRows(writer) == ["1:11-14"])
+        }
     }
 
     /// A row whose records column does not match its range is damage at its first record.
     @Test func aMisshapenRowIsCorruption() throws {
-        let temp = TempDirectory("runs-damage")
-        defer { temp.remove() }
-        let directory = try DataDirectory(path: temp.path)
-        let writer = try openWriter(directory)
-        _ = writer.append([input("c", "1"), input("c", "2")], now: 1)
-        _ = writer.append([input("c", "3")], now: 1)
-        try writer.db.execute("UPDATE record_runs SET records = substr(records, 1, 20) WHERE first = 1")
-        let reader = try directory.makeReader()
-        #expect(throws: StorageError.corruptRecord(channel: "c", offset: 1)) {
-            _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+        try withWriter("runs-damage") { directory, writer in
+            _ = writer.append([input("c", "1"), input("c", "2")], now: 1)
+            _ = writer.append([input("c", "3")], now: 1)
+            try writer.db.execute("UPDATE record_runs SET records = substr(records, 1, 20) WHERE first = 1")
+            let reader = try directory.makeReader()
+            #expect(throws: StorageError.corruptRecord(channel: "c", offset: 1)) {
+                _ = try reader.read("c", from: 1, maxMessages: 10, maxBytes: 1 << 20)
+            }
+            #expect(try reader.read("c", from: 3, maxMessages: 10, maxBytes: 1 << 20).map(\.offset) == [3])
         }
-        #expect(try reader.read("c", from: 3, maxMessages: 10, maxBytes: 1 << 20).map(\.offset) == [3])
     }
 
     /// A store written by layout 1 (a row per record, inline or pointing into an entry)

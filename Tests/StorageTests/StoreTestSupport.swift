@@ -19,6 +19,14 @@ func openWriter(_ directory: DataDirectory, durability: Durability = .fsync) thr
     try LogWriter(db: Schema.openWriter(path: directory.databasePath, durability: durability))
 }
 
+/// Runs `body` with a writer on a fresh store directory, removed afterwards.
+func withWriter(_ label: String = "store", _ body: (DataDirectory, LogWriter) throws -> Void) throws {
+    let temp = TempDirectory(label)
+    defer { temp.remove() }
+    let directory = try DataDirectory(path: temp.path)
+    try body(directory, try openWriter(directory))
+}
+
 func input(_ channel: String, _ text: String, producer: ProducerStamp? = nil) -> AppendInput {
     AppendInput(channel: channel, producer: producer, payload: Array(text.utf8))
 }
