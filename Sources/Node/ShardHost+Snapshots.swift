@@ -56,14 +56,14 @@ extension ShardHost {
             guard !snapshots.producing.contains(key), snapshots.outgoing[key] == nil else { continue }
             snapshots.producing.insert(key)
             let path = "\(snapshotDirectory)/out-\(shard)-\(peerId).snap"
-            let databasePath = store.directory.databasePath
+            let directory = store.directory
             let context = self.context
             let controller = shard == ShardContext.controllerShard
             snapshotQueue.async { [weak self] in
                 let result: Result<SnapshotHeader, StorageError>
                 do throws(StorageError) {
                     result = .success(try SnapshotProducer.write(
-                        databasePath: databasePath, shard: shard, controller: controller,
+                        directory: directory, shard: shard, controller: controller,
                         owns: { !controller && context.shard(of: $0) == shard }, to: path))
                 } catch {
                     result = .failure(error)

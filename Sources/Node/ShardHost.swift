@@ -482,6 +482,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         if now - lastTrimMs >= 1000 {
             lastTrimMs = now
             trimLogs()
+            do throws(StorageError) { try store.collectSegments() } catch {
+                context.logger.error("cannot delete unused entry-log segments", ["error": error.description])
+            }
         }
         if now - lastRetentionMs >= 1000 {
             lastRetentionMs = now

@@ -10,8 +10,12 @@ public final class DataDirectory: Sendable {
     private let lockFd: Int32
     /// Shared by this directory's writer and checkpointer.
     public let logRestart = LogRestart()
+    /// Shared by the entry log's writer and every reader of the directory.
+    public let segmentPins = SegmentPins()
 
     public var databasePath: String { path + "/" + Schema.fileName }
+    /// The entry log's segments (clustered nodes).
+    public var entriesPath: String { path + "/entries" }
 
     public init(path: String) throws(StorageError) {
         self.path = path
@@ -31,7 +35,7 @@ public final class DataDirectory: Sendable {
 
     /// A new reader on this directory's store.
     public func makeReader() throws(StorageError) -> LogReader {
-        try LogReader(path: databasePath)
+        try LogReader(path: databasePath, entriesPath: entriesPath, pins: segmentPins)
     }
 
     deinit { close(lockFd) }

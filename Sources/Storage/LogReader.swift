@@ -11,9 +11,13 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
     private let selectChannel: Statement
     private let selectRange: Statement
     private let runs: RecordRunReader
+    private let segments: SegmentReader
+    private let pins: SegmentPins
 
-    init(path: String) throws(StorageError) {
+    init(path: String, entriesPath: String, pins: SegmentPins) throws(StorageError) {
         db = try Database(path: path, readOnly: true)
+        segments = SegmentReader(path: entriesPath)
+        self.pins = pins
         selectChannel = try db.prepare("SELECT id, head, earliest FROM channels WHERE name=?1")
         // Every run selected holds at least one record to return (its last is at or past
         // the first wanted), so `maxMessages` runs are always enough.
@@ -22,7 +26,7 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
             FROM channels c JOIN record_runs r ON r.channel=c.id
             WHERE c.name=?1 AND r.last>=max(?2, c.earliest) ORDER BY r.last LIMIT ?3
             """)
-        runs = try RecordRunReader(db: db)
+        runs = try RecordRunReader(db: db, segments: segments)
     }
 
     /// The channel's retained range, or `.empty` for a channel never written.
@@ -39,9 +43,14 @@ public final class LogReader: @unchecked Sendable {  // guarded by: the one thre
         -> [StoredRecord]
     {
         guard maxMessages > 0 else { return [] }
+        // Entered before the statement starts SQLite's read: segments its rows point into
+        // stay until it is reset.
+        let (epoch, floor) = pins.enter()
+        segments.forget(below: floor)
         defer {
             selectRange.reset()
             runs.reset()
+            pins.leave(epoch)
         }
         selectRange.bind(1, Array(channel.utf8))
         selectRange.bind(2, Int64(clamping: from))

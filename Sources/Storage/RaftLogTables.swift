@@ -1,5 +1,10 @@
 /// The Raft tables of a clustered node, next to the channel logs in the same database
 /// so that persisting entries and applying committed ones share one transaction.
+///
+/// An entry's data is either in its row (`data`: configuration entries, and entries
+/// stored before layout 3) or in the entry log (`seg`, `pos`, `len`; `data` empty).
+/// `entry_log` holds the watermark: the end of the entry log's records this database
+/// reflects.
 final class RaftLogTables {
     static let create = """
         CREATE TABLE IF NOT EXISTS raft_state(
@@ -18,8 +23,16 @@ final class RaftLogTables {
             term INTEGER NOT NULL,
             kind INTEGER NOT NULL,
             crc INTEGER NOT NULL,
-            data BLOB NOT NULL);
+            data BLOB NOT NULL,
+            seg INTEGER,
+            pos INTEGER,
+            len INTEGER);
         CREATE UNIQUE INDEX IF NOT EXISTS raft_log_position ON raft_log(shard, idx);
+        CREATE INDEX IF NOT EXISTS raft_log_segment ON raft_log(seg) WHERE seg IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS entry_log(
+            id INTEGER PRIMARY KEY CHECK(id = 1),
+            seg INTEGER NOT NULL,
+            pos INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS cluster_state(
             id INTEGER PRIMARY KEY CHECK(id = 1),
             data BLOB NOT NULL);
@@ -28,18 +41,28 @@ final class RaftLogTables {
             data BLOB NOT NULL);
         """
 
+    /// The columns every entry query selects, in this order (`entry(_:shard:)`).
+    static let columns = "shard, idx, term, kind, crc, data, seg, pos, len"
+
     private let db: Database
+    let segments: SegmentReader
     private let insertEntry: Statement
+    private let insertPlaced: Statement
+    private let saveWatermark: Statement
     private let truncate: Statement
     private let upsertHard: Statement
     private let updateApplied: Statement
     private let saveState: Statement
     private let saveLearned: Statement
 
-    init(db: Database) throws(StorageError) {
+    init(db: Database, segments: SegmentReader) throws(StorageError) {
         self.db = db
+        self.segments = segments
         // The tables themselves are created (and migrated) by `Schema.openWriter`.
         insertEntry = try db.prepare("INSERT INTO raft_log(shard, idx, term, kind, crc, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
+        insertPlaced = try db.prepare(
+            "INSERT INTO raft_log(shard, idx, term, kind, crc, data, seg, pos, len) VALUES(?1, ?2, ?3, ?4, ?5, X'', ?6, ?7, ?8)")
+        saveWatermark = try db.prepare("INSERT INTO entry_log(id, seg, pos) VALUES(1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seg=?1, pos=?2")
         truncate = try db.prepare("DELETE FROM raft_log WHERE shard=?1 AND idx>=?2")
         upsertHard = try db.prepare("""
             INSERT INTO raft_state(shard, term, vote, commit_index, applied, repairing) VALUES(?1, ?2, ?3, ?4, 0, ?5)
@@ -75,7 +98,7 @@ final class RaftLogTables {
             state.snapshotConfiguration = states.isNull(8) ? nil : Array(states.blob(8))
             replicas[Int(states.int64(0))] = LoadedReplica(state: state, entries: [])
         }
-        let all = try db.prepare("SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 ORDER BY idx")
+        let all = try db.prepare("SELECT \(Self.columns) FROM raft_log WHERE shard=?1 ORDER BY idx")
         for (shard, replica) in replicas {
             var loaded = replica
             var valid: [StoredRaftEntry] = []  // the tail after the applied index, plus its base
@@ -87,11 +110,10 @@ final class RaftLogTables {
             var lastStored: UInt64 = 0
             all.bind(1, Int64(shard))
             while try all.step() {
-                let entry = StoredRaftEntry(
-                    term: UInt64(all.int64(2)), index: UInt64(all.int64(1)), kind: UInt8(all.int64(3)), data: Array(all.blob(5)))
-                lastStored = entry.index
+                lastStored = UInt64(all.int64(1))
                 guard damagedFrom == nil else { continue }
-                guard entry.index == expected, UInt32(truncatingIfNeeded: all.int64(4)) == Self.checksum(shard: shard, entry) else {
+                let (entry, intact) = try self.entry(all, shard: shard)
+                guard entry.index == expected, intact else {
                     damagedFrom = expected
                     continue
                 }
@@ -141,14 +163,14 @@ final class RaftLogTables {
 
     private func newestConfiguration(shard: Int, through index: UInt64) throws(StorageError) -> StoredRaftEntry? {
         let statement = try db.prepare(
-            "SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 AND kind=1 AND idx<=?2 ORDER BY idx DESC LIMIT 1")
+            "SELECT \(Self.columns) FROM raft_log WHERE shard=?1 AND kind=1 AND idx<=?2 ORDER BY idx DESC LIMIT 1")
         statement.bind(1, Int64(shard))
         statement.bind(2, Int64(index))
         return try read(statement, shard: shard).first
     }
 
     private lazy var range: Statement? = try? db.prepare(
-        "SELECT shard, idx, term, kind, crc, data FROM raft_log WHERE shard=?1 AND idx>=?2 AND idx<=?3 ORDER BY idx")
+        "SELECT \(Self.columns) FROM raft_log WHERE shard=?1 AND idx>=?2 AND idx<=?3 ORDER BY idx")
 
     /// Entries `from...through` of `shard` that are stored, checksums verified.
     func entries(shard: Int, from: UInt64, through: UInt64) throws(StorageError) -> [StoredRaftEntry] {
@@ -163,19 +185,38 @@ final class RaftLogTables {
     private func read(_ statement: Statement, shard: Int) throws(StorageError) -> [StoredRaftEntry] {
         var result: [StoredRaftEntry] = []
         while try statement.step() {
-            let entry = StoredRaftEntry(
-                term: UInt64(statement.int64(2)), index: UInt64(statement.int64(1)), kind: UInt8(statement.int64(3)),
-                data: Array(statement.blob(5)))
-            guard UInt32(truncatingIfNeeded: statement.int64(4)) == Self.checksum(shard: shard, entry) else {
-                throw .corruptRecord(channel: "raft log of shard \(shard)", offset: entry.index)
-            }
+            let (entry, intact) = try entry(statement, shard: shard)
+            guard intact else { throw .corruptRecord(channel: "raft log of shard \(shard)", offset: entry.index) }
             result.append(entry)
         }
         return result
     }
 
-    /// Inside an open transaction.
-    func persist(_ item: RaftPersist) throws(StorageError) {
+    /// The entry of the row `statement` is on (selecting `columns`), its data read from
+    /// the row or the entry log, and whether it matches its checksum (data that cannot be
+    /// read back does not).
+    func entry(_ statement: Statement, shard: Int) throws(StorageError) -> (entry: StoredRaftEntry, intact: Bool) {
+        var data: [UInt8]
+        if statement.isNull(6) {
+            data = Array(statement.blob(5))
+        } else {
+            let position = EntryPosition(
+                segment: UInt64(statement.int64(6)), offset: UInt64(statement.int64(7)), length: Int(statement.int64(8)))
+            data = try segments.read(position) ?? []
+        }
+        let entry = StoredRaftEntry(
+            term: UInt64(statement.int64(2)), index: UInt64(statement.int64(1)), kind: UInt8(statement.int64(3)), data: data)
+        return (entry, UInt32(truncatingIfNeeded: statement.int64(4)) == Self.checksum(shard: shard, entry))
+    }
+
+    /// Whether an entry's row points into the entry log instead of holding its data:
+    /// every entry but configurations, which stay in their rows for the queries that
+    /// read them (trimming, snapshots).
+    static func placedInLog(_ entry: StoredRaftEntry) -> Bool { entry.kind != 1 && !entry.data.isEmpty }
+
+    /// Inside an open transaction: `item`'s hard state and entries; `placed` tells where
+    /// the entry log holds each entry (nil: every entry's data goes into its row).
+    func persist(_ item: RaftPersist, placed: [(position: EntryPosition, crc: UInt32)]? = nil) throws(StorageError) {
         if let hard = item.hardState {
             upsertHard.bind(1, Int64(item.shard))
             upsertHard.bind(2, Int64(hard.term))
@@ -188,7 +229,20 @@ final class RaftLogTables {
         truncate.bind(1, Int64(item.shard))
         truncate.bind(2, Int64(first.index))
         try truncate.run()
-        for entry in item.entries {
+        for (number, entry) in item.entries.enumerated() {
+            if let placed, Self.placedInLog(entry) {
+                let (position, crc) = placed[number]
+                insertPlaced.bind(1, Int64(item.shard))
+                insertPlaced.bind(2, Int64(entry.index))
+                insertPlaced.bind(3, Int64(entry.term))
+                insertPlaced.bind(4, Int64(entry.kind))
+                insertPlaced.bind(5, Int64(crc))
+                insertPlaced.bind(6, Int64(position.segment))
+                insertPlaced.bind(7, Int64(position.offset))
+                insertPlaced.bind(8, Int64(position.length))
+                try insertPlaced.run()
+                continue
+            }
             insertEntry.bind(1, Int64(item.shard))
             insertEntry.bind(2, Int64(entry.index))
             insertEntry.bind(3, Int64(entry.term))
@@ -196,6 +250,27 @@ final class RaftLogTables {
             insertEntry.bind(5, Int64(Self.checksum(shard: item.shard, entry)))
             try insertEntry.run(binding: entry.data, at: 6)
         }
+    }
+
+    /// Inside an open transaction: the entry log's records through `watermark` are in.
+    func setWatermark(_ watermark: (segment: UInt64, offset: UInt64)) throws(StorageError) {
+        saveWatermark.bind(1, Int64(watermark.segment))
+        saveWatermark.bind(2, Int64(watermark.offset))
+        try saveWatermark.run()
+    }
+
+    /// The end of the entry log's records this database reflects (nil: none recorded yet).
+    func watermark() throws(StorageError) -> (segment: UInt64, offset: UInt64)? {
+        let statement = try db.prepare("SELECT seg, pos FROM entry_log WHERE id=1")
+        guard try statement.step() else { return nil }
+        return (UInt64(statement.int64(0)), UInt64(statement.int64(1)))
+    }
+
+    /// The oldest entry-log segment a stored entry lies in (nil: none).
+    func oldestSegment() throws(StorageError) -> UInt64? {
+        let statement = try db.prepare("SELECT min(seg) FROM raft_log WHERE seg IS NOT NULL")
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return UInt64(statement.int64(0))
     }
 
     /// Inside an open transaction.

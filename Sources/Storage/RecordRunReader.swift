@@ -7,10 +7,12 @@ final class RecordRunReader {
     static let columns = "first, last, records, payload, ref_shard, ref_idx"
 
     private let entry: Statement
+    private let segments: SegmentReader
     private var cached: (shard: Int64, index: Int64, data: [UInt8])?
 
-    init(db: Database) throws(StorageError) {
-        entry = try db.prepare("SELECT data FROM raft_log WHERE shard=?1 AND idx=?2")
+    init(db: Database, segments: SegmentReader) throws(StorageError) {
+        entry = try db.prepare("SELECT data, seg, pos, len FROM raft_log WHERE shard=?1 AND idx=?2")
+        self.segments = segments
     }
 
     /// The records of the row `statement` is on, whose columns from `column` on are
@@ -37,7 +39,7 @@ final class RecordRunReader {
                 defer { entry.reset() }
                 entry.bind(1, shard)
                 entry.bind(2, index)
-                cached = (shard, index, try entry.step() ? Array(entry.blob(0)) : [])
+                cached = (shard, index, try entry.step() ? try entryData() : [])
             }
             payload = cached!.data.withUnsafeBytes { Self.slice($0, slot) }
         }
@@ -46,6 +48,13 @@ final class RecordRunReader {
         }
         guard actual == slot.crc else { throw .corruptRecord(channel: channel, offset: slot.offset) }
         return payload
+    }
+
+    /// The data of the entry row `entry` is on, from the row or the entry log.
+    private func entryData() throws(StorageError) -> [UInt8] {
+        guard !entry.isNull(1) else { return Array(entry.blob(0)) }
+        let position = EntryPosition(segment: UInt64(entry.int64(1)), offset: UInt64(entry.int64(2)), length: Int(entry.int64(3)))
+        return try segments.read(position) ?? []
     }
 
     private static func slice(_ area: UnsafeRawBufferPointer, _ slot: RecordRun.Slot) -> [UInt8] {

@@ -1,13 +1,22 @@
 import ChaparCore
 
 /// The store of a clustered node: the Raft logs of its shard replicas and the channel
-/// logs they apply to, in one database. One `commit` is one transaction: persisting new
-/// Raft entries and hard states, applying committed publishes, and recording how far
-/// each replica applied — so a crash can never leave a record applied twice or lost,
-/// and one fsync covers all of it. Used by one thread only.
+/// logs they apply to. A `commit` appends the cycle's new Raft entries and hard states to
+/// the entry log and syncs it (the cycle's one fsync), then records them in SQLite in one
+/// transaction with the committed publishes applied and how far each replica applied —
+/// so a crash never leaves a record applied twice or lost. That transaction is not
+/// synced: after a power loss SQLite may come back without its last transactions, and
+/// opening the store replays the entry log's records past SQLite's watermark into it
+/// (committed entries it had applied are applied again by Raft, to the same offsets).
+/// What the entry log does not carry — snapshot installs, dropped and reset replicas,
+/// learned cluster maps — commits synced. Used by one thread only.
 public final class ReplicatedStore {
     let writer: LogWriter
     let tables: RaftLogTables
+    let entryLog: EntryLog
+    let durability: Durability
+    private let syncCommits: Statement
+    private let deferCommitSyncs: Statement
     private let begin: Statement
     private let end: Statement
     private let rollback: Statement
@@ -17,17 +26,42 @@ public final class ReplicatedStore {
     let stagings = StagingRegistry()
     public let directory: DataDirectory
 
-    public init(directory: DataDirectory, durability: Durability) throws(StorageError) {
+    public init(directory: DataDirectory, durability: Durability, segmentBytesMax: UInt64 = 64 << 20) throws(StorageError) {
         self.directory = directory
-        let db = try Schema.openWriter(path: directory.databasePath, durability: durability)
+        self.durability = durability
+        let db = try Schema.openWriter(path: directory.databasePath, durability: durability, syncsCommits: false)
         writer = try LogWriter(db: db)
-        tables = try RaftLogTables(db: db)
+        tables = try RaftLogTables(db: db, segments: SegmentReader(path: directory.entriesPath))
         begin = try db.prepare("BEGIN IMMEDIATE")
         end = try db.prepare("COMMIT")
         rollback = try db.prepare("ROLLBACK")
         savepoint = try db.prepare("SAVEPOINT staging")
         release = try db.prepare("RELEASE staging")
         rollbackToSavepoint = try db.prepare("ROLLBACK TO staging")
+        syncCommits = try db.prepare("PRAGMA synchronous=\(durability == .fsync ? "FULL" : "NORMAL")")
+        deferCommitSyncs = try db.prepare("PRAGMA synchronous=NORMAL")
+        let watermark = try tables.watermark()
+        entryLog = try EntryLog(path: directory.entriesPath, segmentBytesMax: segmentBytesMax, after: watermark)
+        if watermark == nil {
+            // Recorded durably before the first append: from now on the log's records
+            // are replayed after a crash, never taken for leftovers.
+            try durably { () throws(StorageError) in try tables.setWatermark(entryLog.watermark) }
+        } else if !entryLog.replayed.isEmpty {
+            try durably { () throws(StorageError) in
+                for record in entryLog.replayed {
+                    try tables.persist(record.item, placed: zip(record.positions, record.crcs).map { (position: $0, crc: $1) })
+                }
+                try tables.setWatermark(entryLog.watermark)
+            }
+        }
+        entryLog.forgetReplayed()
+    }
+
+    /// Runs `body` in one transaction that is synced when it commits (with `.fsync`).
+    func durably<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
+        try syncCommits.run()
+        defer { try? deferCommitSyncs.run() }
+        return try transaction(body)
     }
 
     /// Every replica's persisted state and unapplied log (verified against their checksums).
@@ -62,10 +96,21 @@ public final class ReplicatedStore {
         installs: [SnapshotInstall] = [], staging: [SnapshotStaging] = [], stagingBytesMax: Int = 8 << 20, now: Int64,
         staged onStaged: ([AppendOutcome]) -> Void = { _ in }
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
+        // The cycle's one sync. Votes, answers and acknowledgements go out after `commit`
+        // returns, so nothing is promised before its entries are durable.
+        var placed: [[(position: EntryPosition, crc: UInt32)]] = []
+        if !persist.isEmpty {
+            placed = try entryLog.append(persist)
+            if durability == .fsync { try entryLog.sync() }
+        }
+        // An install replaces a replica's state outside the entry log: it must not be lost.
+        if !installs.isEmpty { try syncCommits.run() }
+        defer { if !installs.isEmpty { try? deferCommitSyncs.run() } }
         do throws(StorageError) {
             try begin.run()
             for item in installs { try install(item) }
-            for item in persist { try tables.persist(item) }
+            for (item, entries) in zip(persist, placed) { try tables.persist(item, placed: entries) }
+            if !persist.isEmpty { try tables.setWatermark(entryLog.watermark) }
             // Before `stage`: copies take channel row ids, which `stage` then does not reuse.
             try copy(staging, bytesMax: stagingBytesMax)
             let staged = try writer.stage(apply, now: now)
@@ -95,7 +140,7 @@ public final class ReplicatedStore {
 
     /// Stores a cluster state learned from a peer.
     public func saveLearnedClusterState(_ bytes: [UInt8]) throws(StorageError) {
-        try transaction { () throws(StorageError) in try tables.saveLearnedClusterState(bytes) }
+        try durably { () throws(StorageError) in try tables.saveLearnedClusterState(bytes) }
     }
 
     /// Runs `body` in one transaction, rolled back if it throws.
@@ -115,7 +160,7 @@ public final class ReplicatedStore {
     /// (`channels(name)` true) whose records it applied — or, for the controller's group
     /// (`controller`), the controller state it applied. One transaction.
     public func dropShard(_ shard: Int, controller: Bool = false, channels: (String) -> Bool) throws(StorageError) {
-        try transaction { () throws(StorageError) in
+        try durably { () throws(StorageError) in
             try tables.drop(shard: shard)
             if controller { try tables.forgetClusterState() }
             try writer.drop(channels: writer.channels.keys.filter(channels))
@@ -126,7 +171,7 @@ public final class ReplicatedStore {
     /// vote, marked as repairing until `repairing` (the last index it had stored, which it
     /// may have acknowledged): it rejoins its group empty. One transaction.
     public func resetShard(_ shard: Int, term: UInt64, vote: UInt64?, repairing: UInt64, channels: (String) -> Bool) throws(StorageError) {
-        try transaction { () throws(StorageError) in
+        try durably { () throws(StorageError) in
             try tables.drop(shard: shard)
             try writer.drop(channels: writer.channels.keys.filter(channels))
             try tables.persist(RaftPersist(shard: shard, hardState: (term: term, vote: vote, commit: 0, repairing: repairing), entries: []))

@@ -1,7 +1,7 @@
 /// The store's tables. `user_version` records the layout: an older one is migrated
 /// (`SchemaMigration`), a newer one refuses to open.
 enum Schema {
-    static let version: Int32 = 2
+    static let version: Int32 = 3
     static let fileName = "chapar.db"
     /// WAL pages after which the writer checkpoints by itself (64 MiB of 4 KiB pages):
     /// reached only when the Checkpointer falls behind or is not running.
@@ -35,26 +35,30 @@ enum Schema {
         CREATE TABLE IF NOT EXISTS dropped_channels(id INTEGER PRIMARY KEY);
         """
 
-    /// Opens the writing connection, creating or checking the schema.
-    static func openWriter(path: String, durability: Durability) throws(StorageError) -> Database {
+    /// Opens the writing connection, creating or checking the schema. `syncsCommits`
+    /// false: the caller makes its commits durable another way (the entry log) and its
+    /// commits are not synced (`synchronous=NORMAL`) even with `.fsync` durability.
+    static func openWriter(path: String, durability: Durability, syncsCommits: Bool = true) throws(StorageError) -> Database {
         let db = try Database(path: path, readOnly: false)
         _ = try db.scalarText("PRAGMA journal_mode=WAL")
-        try db.execute("PRAGMA synchronous=\(durability == .fsync ? "FULL" : "NORMAL")")
+        let fullSync = durability == .fsync && syncsCommits
+        try db.execute("PRAGMA synchronous=\(fullSync ? "FULL" : "NORMAL")")
         // The Checkpointer thread normally keeps the WAL short; this is only the backstop.
         try db.execute("PRAGMA wal_autocheckpoint=\(writerCheckpointPages)")
         try db.execute("PRAGMA journal_size_limit=\(64 << 20)")
         let found = Int32(try db.scalarText("PRAGMA user_version") ?? "0") ?? 0
         // The log is open now (a transaction ran). A commit's frames then cost one pwrite
         // instead of two per page; safe because this connection syncs at every commit.
-        if durability == .fsync { try db.coalesceLog() }
+        if fullSync { try db.coalesceLog() }
         if found == 0 {
             try db.execute(create)
             try db.execute(RaftLogTables.create)
             try db.execute("PRAGMA user_version=\(version)")
-        } else if found == 1 {
-            try SchemaMigration.fromVersion1(db)
-        } else if found != version {
+        } else if found > version {
             throw .incompatibleSchema(found: found, expected: version)
+        } else {
+            if found == 1 { try SchemaMigration.fromVersion1(db) }
+            if found <= 2 { try SchemaMigration.fromVersion2(db) }
         }
         return db
     }

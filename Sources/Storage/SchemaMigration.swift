@@ -35,6 +35,21 @@ enum SchemaMigration {
                 try insert.run()
             }
             try db.execute("DROP TABLE messages")
+            try db.execute("PRAGMA user_version=2")
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Version 2 kept every Raft entry's data in its row; version 3 can point into the
+    /// entry log instead. Old rows keep their data; only new entries go to the log.
+    static func fromVersion2(_ db: Database) throws(StorageError) {
+        try db.execute("BEGIN IMMEDIATE")
+        do throws(StorageError) {
+            try addEntryLogColumns(db)
+            try db.execute(RaftLogTables.create)
             try db.execute("PRAGMA user_version=\(Schema.version)")
             try db.execute("COMMIT")
         } catch {
@@ -43,10 +58,20 @@ enum SchemaMigration {
         }
     }
 
+    private static func lacks(_ db: Database, _ table: String, _ column: String) throws(StorageError) -> Bool {
+        try db.scalarText("SELECT count(*) FROM pragma_table_info('\(table)') WHERE name='\(column)'") == "0"
+    }
+
+    /// Before `RaftLogTables.create` on an older `raft_log`, whose new index needs them.
+    private static func addEntryLogColumns(_ db: Database) throws(StorageError) {
+        guard try db.scalarText("SELECT count(*) FROM sqlite_master WHERE name='raft_log'") == "1", try lacks(db, "raft_log", "seg")
+        else { return }
+        for column in ["seg", "pos", "len"] { try db.execute("ALTER TABLE raft_log ADD COLUMN \(column) INTEGER") }
+    }
+
     private static func completeVersion1(_ db: Database) throws(StorageError) {
-        func lacks(_ table: String, _ column: String) throws(StorageError) -> Bool {
-            try db.scalarText("SELECT count(*) FROM pragma_table_info('\(table)') WHERE name='\(column)'") == "0"
-        }
+        func lacks(_ table: String, _ column: String) throws(StorageError) -> Bool { try Self.lacks(db, table, column) }
+        try addEntryLogColumns(db)
         try db.execute(RaftLogTables.create)
         if try lacks("raft_state", "repairing") { try db.execute("ALTER TABLE raft_state ADD COLUMN repairing INTEGER") }
         if try lacks("raft_state", "snap_idx") {

@@ -7,9 +7,13 @@ public enum SnapshotProducer {
     /// records (payloads resolved out of the Raft log, checksums verified) and producer
     /// state, or (`controller`) the stored cluster state.
     public static func write(
-        databasePath: String, shard: Int, controller: Bool, owns: (String) -> Bool, to path: String
+        directory: DataDirectory, shard: Int, controller: Bool, owns: (String) -> Bool, to path: String
     ) throws(StorageError) -> SnapshotHeader {
-        let db = try Database(path: databasePath, readOnly: true)
+        let db = try Database(path: directory.databasePath, readOnly: true)
+        // Entered before the read transaction begins: the segments it sees stay.
+        let pins = directory.segmentPins
+        let (epoch, _) = pins.enter()
+        defer { pins.leave(epoch) }
         try db.execute("BEGIN")
         defer { try? db.execute("COMMIT") }
         let state = try db.prepare("SELECT applied, snap_idx, snap_term, snap_conf FROM raft_state WHERE shard=?1")
@@ -38,16 +42,18 @@ public enum SnapshotProducer {
             let cluster = try db.prepare("SELECT data FROM cluster_state WHERE id=1")
             if try cluster.step() { try file.append(.clusterState(Array(cluster.blob(0)))) }
         }
-        try writeChannels(db: db, owns: owns, into: file)
+        try writeChannels(db: db, segments: SegmentReader(path: directory.entriesPath), owns: owns, into: file)
         try file.finish()
         return header
     }
 
-    private static func writeChannels(db: Database, owns: (String) -> Bool, into file: SnapshotFileWriter) throws(StorageError) {
+    private static func writeChannels(
+        db: Database, segments: SegmentReader, owns: (String) -> Bool, into file: SnapshotFileWriter
+    ) throws(StorageError) {
         let channels = try db.prepare("SELECT id, name, head, earliest, bytes, last_ts FROM channels ORDER BY id")
         let runs = try db.prepare(
             "SELECT \(RecordRunReader.columns) FROM record_runs WHERE channel=?1 AND last>=?2 ORDER BY last")
-        let reader = try RecordRunReader(db: db)
+        let reader = try RecordRunReader(db: db, segments: segments)
         let producers = try db.prepare("SELECT producer, sequence, offset, updated_ts FROM producers WHERE channel=?1")
         while try channels.step() {
             let name = String(decoding: channels.blob(1), as: UTF8.self)

@@ -8,6 +8,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case incompatibleSchema(found: Int32, expected: Int32)
     /// The store is closed or closing.
     case closed
+    /// A system call on one of the store's own files (the entry log) failed with `errno`.
+    case io(call: String, code: Int32, message: String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .corruptRecord(let channel, let offset): "record \(offset) of channel '\(channel)' fails its checksum"
         case .incompatibleSchema(let found, let expected): "store schema version \(found), this build reads \(expected)"
         case .closed: "the store is closed"
+        case .io(let call, let code, let message): "\(call) failed (errno \(code)): \(message)"
         }
     }
 }

@@ -85,15 +85,23 @@ final class ShardedCluster {
     }
 }
 
-/// Overwrites stored Raft entries of a node's database with random bytes (their checksums
-/// then fail), through Python's sqlite3 — the node may be running.
+/// Overwrites stored Raft entries of a node with random bytes (their checksums then
+/// fail): in the entry log's segments, or in their rows for entries kept there, found
+/// through Python's sqlite3 — the node may be running.
 func damageRaftLog(database: String, shard: Int, from: Int, through: Int) throws -> Int32 {
     let damage = Process()
     damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     damage.arguments = ["python3", "-c", """
-        import sqlite3, sys
+        import os, sqlite3, sys
         db = sqlite3.connect(sys.argv[1], timeout=10)
-        db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = ? AND idx BETWEEN ? AND ?",
+        entries = os.path.join(os.path.dirname(sys.argv[1]), "entries")
+        rows = db.execute("SELECT seg, pos, len FROM raft_log WHERE shard = ? AND idx BETWEEN ? AND ? AND seg IS NOT NULL",
+                          (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))).fetchall()
+        for seg, pos, length in rows:
+            with open(os.path.join(entries, "%016d.seg" % seg), "r+b") as segment:
+                segment.seek(pos)
+                segment.write(os.urandom(length))
+        db.execute("UPDATE raft_log SET data = randomblob(length(data)) WHERE shard = ? AND idx BETWEEN ? AND ? AND seg IS NULL",
                    (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
         db.commit()
         """, database, "\(shard)", "\(from)", "\(through)"]

@@ -61,8 +61,7 @@ import Testing
         let db = try Database(path: temp.path + "/" + Schema.fileName, readOnly: true)
         #expect(try db.scalarText("SELECT sum(length(payload)) FROM record_runs") == "0", "no second copy")
         // Damage the entry: the record fails its checksum rather than read wrong bytes.
-        let writable = try Database(path: temp.path + "/" + Schema.fileName, readOnly: false)
-        try writable.execute("UPDATE raft_log SET data = X'090909' || X'68656C6C70' || X'090909' || CAST('world!' AS BLOB) WHERE shard = 2 AND idx = 1")
+        try overwriteEntry(temp.path, shard: 2, index: 1, with: header + Array("hellp".utf8) + header + Array("world!".utf8))
         #expect(throws: StorageError.corruptRecord(channel: "news", offset: 1)) {
             try reader.read("news", from: 1, maxMessages: 10, maxBytes: 1 << 20)
         }
@@ -81,8 +80,7 @@ import Testing
                 persist: [RaftPersist(shard: 0, hardState: (term: 1, vote: nil, commit: 6, repairing: nil), entries: entries)],
                 apply: [], appliedThrough: [0: 5], now: 0)
         }
-        let db = try Database(path: temp.path + "/" + Schema.fileName, readOnly: false)
-        try db.execute("UPDATE raft_log SET data = X'6533' WHERE shard = 0 AND idx = 4")
+        try overwriteEntry(temp.path, shard: 0, index: 4, with: Array("e3".utf8))
         let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
         let loaded = try #require(try store.load()[0])
         #expect(loaded.damaged?.from == 4 && loaded.damaged?.lastStored == 6)
@@ -98,5 +96,5 @@ import Testing
 
 extension DataDirectory {
     /// A reader on a directory another test object holds locked (reading needs no lock).
-    static func readerFor(_ path: String) throws -> LogReader { try LogReader(path: path + "/" + Schema.fileName) }
+    static func readerFor(_ path: String) throws -> LogReader { try LogReader(path: path + "/" + Schema.fileName, entriesPath: path + "/entries", pins: SegmentPins()) }
 }

@@ -29,9 +29,9 @@ import Testing
 
     /// A filled store's snapshot of shard 2 (every channel), written into its directory.
     func snapshotOfFilledStore(_ source: TempDirectory) throws -> String {
-        _ = try filledStore(source)
+        let store = try filledStore(source)
         let path = source.path + "/2.snapshot"
-        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        _ = try SnapshotProducer.write(directory: store.directory, shard: 2, controller: false, owns: { _ in true }, to: path)
         return path
     }
 
@@ -61,11 +61,11 @@ import Testing
     @Test func aSnapshotCarriesTheShardToAnotherStore() throws {
         let source = TempDirectory("snap-source"), target = TempDirectory("snap-target"), files = TempDirectory("snap-files")
         defer { [source, target, files].forEach { $0.remove() } }
-        _ = try filledStore(source)
+        let filled = try filledStore(source)
         try FileManager.default.createDirectory(atPath: files.path, withIntermediateDirectories: true)
         let path = files.path + "/2-7.snapshot"
         let header = try SnapshotProducer.write(
-            databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { $0 == "a" || $0 == "b" }, to: path)
+            directory: filled.directory, shard: 2, controller: false, owns: { $0 == "a" || $0 == "b" }, to: path)
         #expect(header == SnapshotHeader(shard: 2, index: 7, term: 1, configuration: [1, 0, 0, 0, 0, 0, 0, 0, 1]))
         #expect(try ReplicatedStore.verifySnapshot(path: path) == header)
         do {
@@ -127,7 +127,7 @@ import Testing
             apply: inputs, appliedThrough: [2: 1], now: 100)
         try store.applyRetention(RetentionRules(default: RetentionPolicy(maxMessages: 2)), now: 200)
         let path = source.path + "/2.snapshot"
-        _ = try SnapshotProducer.write(databasePath: source.path + "/" + Schema.fileName, shard: 2, controller: false, owns: { _ in true }, to: path)
+        _ = try SnapshotProducer.write(directory: store.directory, shard: 2, controller: false, owns: { _ in true }, to: path)
         let copy = try ReplicatedStore(directory: try DataDirectory(path: target.path), durability: .fsync)
         let staging = try copy.beginStaging(path: path, owns: { _ in true }, controller: false)
         while !staging.isComplete {

@@ -1,0 +1,215 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChaparCore
+
+/// The Raft log's bytes as a clustered node persists them: append-only segment files
+/// (`DATA/entries/NNN.seg`), one `pwrite` and one `fdatasync` per replication cycle for
+/// every shard's new entries and hard states. This sync is the cycle's only one: SQLite
+/// then records where each entry lies (`raft_log.seg/pos/len`) and applies committed
+/// entries without syncing, and after a power loss the records past SQLite's watermark
+/// are replayed into it (`ReplicatedStore`). Each entry's bytes are written once per
+/// node, instead of into SQLite's log and again by its checkpoint.
+///
+/// Used by the replication thread only.
+final class EntryLog {
+    let path: String
+    let segmentBytesMax: UInt64
+    private(set) var segment: UInt64
+    /// Where the next record goes in `segment`.
+    private(set) var end: UInt64
+    private var fd: Int32
+
+    /// Opens the log in `path` (created if absent) and reads every intact record after
+    /// `watermark` (the end of what SQLite holds; nil: nothing yet). A torn last record
+    /// (a cycle that never finished its sync) is cut off; an unreadable record followed by
+    /// a later segment is damage and fails.
+    init(path: String, segmentBytesMax: UInt64 = 64 << 20, after watermark: (segment: UInt64, offset: UInt64)?)
+        throws(StorageError)
+    {
+        self.path = path
+        self.segmentBytesMax = segmentBytesMax
+        try Self.makeDirectory(path)
+        let existing = try Self.segments(in: path)
+        var records: [EntryLogRecord.Decoded] = []
+        if let watermark, watermark.segment > 0 {
+            guard existing.contains(watermark.segment) else {
+                throw .io(call: "open(\(Self.name(watermark.segment, in: path)))", code: ENOENT,
+                          message: "the store records entries up to this segment, which is missing")
+            }
+            let scanned = existing.filter { $0 >= watermark.segment }
+            var validEnd: UInt64 = 0
+            for (position, number) in scanned.enumerated() {
+                let (found, end, size) = try Self.scan(number, in: path, from: number == watermark.segment ? watermark.offset : 0)
+                records.append(contentsOf: found)
+                validEnd = end
+                if end < size {
+                    guard position == scanned.count - 1 else {
+                        throw .corruptRecord(channel: "entry log segment \(number)", offset: end)
+                    }
+                    try Self.truncate(number, in: path, to: end)
+                }
+            }
+            segment = scanned.last!
+            end = validEnd
+        } else {
+            // Nothing recorded yet: segments left from an earlier, abandoned start go.
+            for number in existing { unlink(Self.name(number, in: path)) }
+            segment = 1
+            end = 0
+            try Self.create(segment, in: path)
+        }
+        fd = open(Self.name(segment, in: path), O_RDWR | O_CLOEXEC)
+        if fd < 0 { throw Self.failure("open(\(Self.name(segment, in: path)))") }
+        replayed = records
+    }
+
+    /// The intact records found after the watermark when the log was opened.
+    private(set) var replayed: [EntryLogRecord.Decoded]
+
+    func forgetReplayed() { replayed = [] }
+
+    deinit { close(fd) }
+
+    /// The position after the last record written.
+    var watermark: (segment: UInt64, offset: UInt64) { (segment, end) }
+
+    /// Writes the records of `items` after the last one (moving to a new segment first
+    /// when this one is full) with one `pwrite`; returns, per item, where its entries lie
+    /// and their CRCs. Not durable until `sync`.
+    func append(_ items: [RaftPersist]) throws(StorageError) -> [[(position: EntryPosition, crc: UInt32)]] {
+        if end >= segmentBytesMax { try rotate() }
+        var buffer = ByteWriter(capacity: items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
+        let placed = items.map { EntryLogRecord.append($0, to: &buffer, base: end, segment: segment) }
+        let failure = buffer.bytes.withUnsafeBytes { raw in Self.writeAll(fd, raw, at: end) }
+        if let failure { throw Self.failure("pwrite(\(name))", code: failure) }
+        end += UInt64(buffer.count)
+        return placed
+    }
+
+    /// Makes everything appended so far durable.
+    func sync() throws(StorageError) {
+        if fdatasync(fd) != 0 { throw Self.failure("fdatasync(\(name))") }
+    }
+
+    /// Segment numbers on disk, oldest first.
+    func segmentsOnDisk() throws(StorageError) -> [UInt64] { try Self.segments(in: path) }
+
+    /// Deletes a segment no stored entry lies in any more.
+    func remove(_ number: UInt64) {
+        precondition(number != segment, "removing the segment being written")
+        unlink(Self.name(number, in: path))
+    }
+
+    private var name: String { Self.name(segment, in: path) }
+
+    private func rotate() throws(StorageError) {
+        try Self.create(segment + 1, in: path)
+        let next = open(Self.name(segment + 1, in: path), O_RDWR | O_CLOEXEC)
+        if next < 0 { throw Self.failure("open(\(Self.name(segment + 1, in: path)))") }
+        close(fd)
+        fd = next
+        segment += 1
+        end = 0
+    }
+
+    static func name(_ number: UInt64, in path: String) -> String {
+        let digits = String(number)
+        return path + "/" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".seg"
+    }
+
+    static func segments(in path: String) throws(StorageError) -> [UInt64] {
+        guard let directory = opendir(path) else { throw failure("opendir(\(path))") }
+        defer { closedir(directory) }
+        var numbers: [UInt64] = []
+        while let item = readdir(directory) {
+            let file = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard file.hasSuffix(".seg"), let number = UInt64(file.dropLast(4)) else { continue }
+            numbers.append(number)
+        }
+        return numbers.sorted()
+    }
+
+    /// The intact records of a segment from `offset`, where they end, and the file's size.
+    private static func scan(_ number: UInt64, in path: String, from offset: UInt64) throws(StorageError)
+        -> (records: [EntryLogRecord.Decoded], end: UInt64, size: UInt64)
+    {
+        let (bytes, size) = try readFile(name(number, in: path), from: offset)
+        var records: [EntryLogRecord.Decoded] = []
+        var position = 0
+        bytes.withUnsafeBytes { raw in
+            while position < raw.count,
+                  let (record, length) = EntryLogRecord.decode(
+                    UnsafeRawBufferPointer(rebasing: raw[position...]), base: offset + UInt64(position), segment: number) {
+                records.append(record)
+                position += length
+            }
+        }
+        return (records, offset + UInt64(position), size)
+    }
+
+    /// The bytes of a file from `offset` to its end, and its size.
+    private static func readFile(_ name: String, from offset: UInt64) throws(StorageError) -> (bytes: [UInt8], size: UInt64) {
+        let fd = open(name, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw failure("open(\(name))") }
+        defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) != 0 { throw failure("fstat(\(name))") }
+        let size = UInt64(info.st_size)
+        guard offset <= size else { throw .corruptRecord(channel: "entry log \(name)", offset: offset) }
+        var bytes = [UInt8](repeating: 0, count: Int(size - offset))
+        let count = bytes.count
+        var done = 0
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw failure("pread(\(name))") }
+            if n == 0 { break }
+            done += n
+        }
+        return (Array(bytes.prefix(done)), offset + UInt64(done))
+    }
+
+    /// Writes all of `raw` at `offset`; the errno of a failure.
+    private static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer, at offset: UInt64) -> Int32? {
+        var done = 0
+        while done < raw.count {
+            let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return errno }
+            done += n
+        }
+        return nil
+    }
+
+    private static func truncate(_ number: UInt64, in path: String, to size: UInt64) throws(StorageError) {
+        if Glibc.truncate(name(number, in: path), off_t(size)) != 0 { throw failure("truncate(\(name(number, in: path)))") }
+    }
+
+    /// Creates an empty segment and makes its name durable.
+    private static func create(_ number: UInt64, in path: String) throws(StorageError) {
+        let fd = open(name(number, in: path), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        if fd < 0 { throw failure("open(\(name(number, in: path)))") }
+        close(fd)
+        try syncDirectory(path)
+    }
+
+    private static func makeDirectory(_ path: String) throws(StorageError) {
+        if mkdir(path, 0o750) == 0 {
+            try syncDirectory(path + "/..")
+        } else if errno != EEXIST {
+            throw failure("mkdir(\(path))")
+        }
+    }
+
+    private static func syncDirectory(_ path: String) throws(StorageError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw failure("open(\(path))") }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw failure("fsync(\(path))") }
+    }
+
+    static func failure(_ call: String, code: Int32 = errno) -> StorageError {
+        .io(call: call, code: code, message: String(cString: strerror(code)))
+    }
+}

@@ -1,0 +1,147 @@
+import ChaparCore
+import Foundation
+@testable import Storage
+import Testing
+
+@Suite struct EntryLogTests {
+    func entry(_ index: UInt64, _ term: UInt64, _ text: String, kind: UInt8 = 0) -> StoredRaftEntry {
+        StoredRaftEntry(term: term, index: index, kind: kind, data: Array(text.utf8))
+    }
+
+    func persist(_ shard: Int, term: UInt64, commit: UInt64, _ entries: [StoredRaftEntry]) -> RaftPersist {
+        RaftPersist(shard: shard, hardState: (term: term, vote: 2, commit: commit, repairing: nil), entries: entries)
+    }
+
+    @Test func aRecordDecodesToWhatWasWrittenAndADamagedOneDoesNot() throws {
+        let item = RaftPersist(
+            shard: 7, hardState: (term: 9, vote: nil, commit: 4, repairing: 12),
+            entries: [entry(5, 9, "five"), entry(6, 9, "", kind: 0), entry(7, 9, "conf", kind: 1)])
+        var buffer = ByteWriter()
+        buffer.write(contentsOf: [1, 2, 3])  // the record starts at 3 in its buffer, at 103 in its segment
+        let placed = EntryLogRecord.append(item, to: &buffer, base: 100, segment: 4)
+        let bytes = Array(buffer.bytes.dropFirst(3))
+        let decoded = try #require(bytes.withUnsafeBytes { EntryLogRecord.decode($0, base: 103, segment: 4) })
+        #expect(decoded.size == bytes.count)
+        #expect(decoded.record.item.shard == 7 && decoded.record.item.entries == item.entries)
+        #expect(decoded.record.item.hardState?.term == 9 && decoded.record.item.hardState?.vote == nil)
+        #expect(decoded.record.item.hardState?.commit == 4 && decoded.record.item.hardState?.repairing == 12)
+        #expect(decoded.record.positions == placed.map(\.position))
+        #expect(decoded.record.crcs == placed.map(\.crc))
+        #expect(Array(buffer.bytes[Int(placed[0].position.offset - 100)..<Int(placed[0].position.offset - 100) + 4]) == Array("five".utf8))
+        for index in [0, 9, 30, bytes.count - 1] {
+            var damaged = bytes
+            damaged[index] ^= 0x40
+            #expect(damaged.withUnsafeBytes { EntryLogRecord.decode($0, base: 103, segment: 4) } == nil, "byte \(index)")
+        }
+        #expect(Array(bytes.dropLast()).withUnsafeBytes { EntryLogRecord.decode($0, base: 103, segment: 4) } == nil, "torn")
+    }
+
+    /// Entries' data goes to the entry log, configuration entries stay in their rows.
+    @Test func entriesLieInTheLogAndReadBack() throws {
+        let temp = TempDirectory("entrylog")
+        defer { temp.remove() }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        let entries = [entry(1, 1, "one"), entry(2, 1, "conf", kind: 1), entry(3, 1, "three")]
+        _ = try store.commit(persist: [persist(5, term: 1, commit: 0, entries)], apply: [], appliedThrough: [:], now: 0)
+        #expect(try store.entries(shard: 5, from: 1, through: 3) == entries)
+        let db = try Database(path: temp.path + "/" + Schema.fileName, readOnly: true)
+        #expect(try db.scalarText("SELECT group_concat(idx || ':' || length(data) || ':' || ifnull(seg, '-'), ' ') FROM raft_log") == "1:0:1 2:4:- 3:0:1")
+        #expect(try EntryLog.segments(in: temp.path + "/entries") == [1])
+    }
+
+    /// After a power loss SQLite may come back without its last, unsynced transactions;
+    /// the entry log, synced every cycle, has them: opening replays its records past the
+    /// watermark SQLite kept — entries, a replaced suffix and hard states.
+    @Test func aStoreThatLostItsLastTransactionsReplaysThemFromTheLog() throws {
+        let temp = TempDirectory("replay"), saved = TempDirectory("replay-saved")
+        defer { temp.remove(); saved.remove() }
+        let files = [Schema.fileName, Schema.fileName + "-wal"]
+        do {
+            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+            _ = try store.commit(
+                persist: [persist(1, term: 1, commit: 0, [entry(1, 1, "a"), entry(2, 1, "b")])],
+                apply: [], appliedThrough: [:], now: 0)
+            // What SQLite holds after a power loss here: this commit and nothing later.
+            try FileManager.default.createDirectory(atPath: saved.path, withIntermediateDirectories: true)
+            for file in files { try FileManager.default.copyItem(atPath: temp.path + "/" + file, toPath: saved.path + "/" + file) }
+            _ = try store.commit(
+                persist: [persist(1, term: 2, commit: 1, [entry(2, 2, "B"), entry(3, 2, "C")]),
+                          persist(4, term: 1, commit: 0, [entry(1, 1, "x")])],
+                apply: [], appliedThrough: [:], now: 0)
+            _ = try store.commit(
+                persist: [RaftPersist(shard: 1, hardState: (term: 3, vote: nil, commit: 3, repairing: nil), entries: [])],
+                apply: [], appliedThrough: [:], now: 0)
+        }
+        for file in files + [Schema.fileName + "-shm"] { try? FileManager.default.removeItem(atPath: temp.path + "/" + file) }
+        for file in files { try FileManager.default.copyItem(atPath: saved.path + "/" + file, toPath: temp.path + "/" + file) }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        let loaded = try store.load()
+        #expect(loaded[1]?.state == StoredRaftState(term: 3, vote: nil, commit: 3, applied: 0))
+        #expect(loaded[1]?.entries == [entry(1, 1, "a"), entry(2, 2, "B"), entry(3, 2, "C")])
+        #expect(loaded[4]?.entries == [entry(1, 1, "x")])
+        #expect(loaded.values.allSatisfy { $0.damaged == nil })
+        // Appending goes on after the replayed records.
+        _ = try store.commit(persist: [persist(4, term: 1, commit: 1, [entry(2, 1, "y")])], apply: [], appliedThrough: [:], now: 0)
+        #expect(try store.entries(shard: 4, from: 1, through: 2) == [entry(1, 1, "x"), entry(2, 1, "y")])
+    }
+
+    /// A cycle whose write never finished leaves a partial record: it is cut on open (it
+    /// was never synced, so nothing it held was promised) and the log goes on from there.
+    @Test func aTornLastRecordIsCutOff() throws {
+        let temp = TempDirectory("torn")
+        defer { temp.remove() }
+        let segment = EntryLog.name(1, in: temp.path + "/entries")
+        var intactSize: UInt64 = 0
+        do {
+            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+            _ = try store.commit(persist: [persist(2, term: 1, commit: 0, [entry(1, 1, "kept")])], apply: [], appliedThrough: [:], now: 0)
+            intactSize = try fileSize(segment)
+        }
+        // Half of a record, as a crash in the middle of its write leaves it.
+        var partial = ByteWriter()
+        _ = EntryLogRecord.append(persist(2, term: 1, commit: 1, [entry(2, 1, "lost")]), to: &partial, base: intactSize, segment: 1)
+        let handle = try #require(FileHandle(forWritingAtPath: segment))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(partial.bytes.prefix(partial.count / 2)))
+        try handle.close()
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        #expect(try fileSize(segment) == intactSize)
+        #expect(try store.load()[2]?.entries == [entry(1, 1, "kept")])
+        _ = try store.commit(persist: [persist(2, term: 1, commit: 1, [entry(2, 1, "next")])], apply: [], appliedThrough: [:], now: 0)
+        #expect(try store.entries(shard: 2, from: 1, through: 2) == [entry(1, 1, "kept"), entry(2, 1, "next")])
+    }
+
+    /// Segments roll over at their size bound; once trimming frees a whole segment it is
+    /// deleted — but not while a reader that may still see its rows is inside.
+    @Test func freedSegmentsAreDeletedOnceNoReaderCanReachThem() throws {
+        let temp = TempDirectory("segments")
+        defer { temp.remove() }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 4096)
+        let payload = String(repeating: "p", count: 1000)
+        for index in 1...20 {
+            _ = try store.commit(
+                persist: [persist(3, term: 1, commit: UInt64(index), [entry(UInt64(index), 1, payload)])],
+                apply: [], appliedThrough: [3: UInt64(index)], now: 0)
+        }
+        let entries = temp.path + "/entries"
+        let before = try EntryLog.segments(in: entries)
+        #expect(before.count >= 5, "4 KiB segments of ~1 KiB records: \(before)")
+        #expect(try store.collectSegments() == 0, "every segment still holds entries")
+        let reader = store.directory.segmentPins.enter()
+        #expect(try store.trim(shard: 3, upTo: 16)?.index == 16)
+        #expect(try store.collectSegments() == 0, "a reader entered before the trim")
+        #expect(try EntryLog.segments(in: entries) == before)
+        store.directory.segmentPins.leave(reader.epoch)
+        let removed = try store.collectSegments()
+        let after = try EntryLog.segments(in: entries)
+        #expect(removed > 0 && after.count == before.count - removed)
+        #expect(try store.entries(shard: 3, from: 17, through: 20).map(\.index) == [17, 18, 19, 20])
+        // Reopened, the watermark's segment and everything after it are still there.
+        let loaded = try #require(try store.load()[3])
+        #expect(loaded.damaged == nil && loaded.lastApplied?.index == 20)
+    }
+
+    func fileSize(_ path: String) throws -> UInt64 {
+        (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+    }
+}
