@@ -1,6 +1,8 @@
 #include "CLinux.h"
 #include <errno.h>
 #include <stdint.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -117,3 +119,7 @@ uint32_t clinux_crc32c(uint32_t crc, const void *data, size_t count) {
 }
 
 int clinux_socket_udp(int family) { return socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+
+int clinux_preallocate(int fd, off_t offset, off_t length) {
+    return fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length);
+}

@@ -293,7 +293,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private func cycle(now: Int64) {
         var persist: [RaftPersist] = []
         var apply: [AppendInput] = []
-        var applyPositions: [(shard: Int, index: UInt64, term: UInt64, last: Bool)] = []
+        var applyPositions: [ApplyPosition] = []
         var appliedThrough: [Int: UInt64] = [:]
         var readies: [Int: RaftReady] = [:]
         var controllerEntries: [RaftEntry] = []
@@ -356,15 +356,31 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty || !copying.isEmpty {
             let startedMs = MonotonicClock.nowMs()
             defer { noteSlowWrite(since: startedMs, persisted: persist.count, applied: apply.count, installs: installs.count, copying: copying.count) }
+            // Publishes are acknowledged as soon as their outcomes are decided, before this
+            // cycle's sync and transaction commit: they are committed (a majority synced the
+            // entries), and applying them is deterministic, so a crash now replays them from
+            // the log to the same offsets. Except entries this node persists in this very
+            // cycle (a replica applying what it just received, a single-voter group): their
+            // outcomes wait for the sync.
+            var syncedBefore: [Int: UInt64] = [:]
+            for item in persist { if let first = item.entries.first { syncedBefore[item.shard] = first.index } }
+            var afterSync: (outcomes: [AppendOutcome], positions: [ApplyPosition]) = ([], [])
             do throws(StorageError) {
-                // Publishes are acknowledged as soon as their outcomes are decided, before
-                // this transaction's fsync: they are committed (a majority fsynced the
-                // entries), and applying them is deterministic, so a crash now replays
-                // them from the log to the same offsets.
                 (_, appended) = try store.commit(
                     persist: persist, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
                     installs: installs, staging: copying, stagingBytesMax: Self.snapshotCopyBytesPerCycle, now: WallClock.nowMs(),
-                    staged: { outcomes in settleApplied(outcomes, positions: applyPositions) })
+                    staged: { outcomes in
+                        var early: (outcomes: [AppendOutcome], positions: [ApplyPosition]) = ([], [])
+                        for (outcome, position) in zip(outcomes, applyPositions) {
+                            let durable = syncedBefore[position.shard].map { position.index < $0 } ?? true
+                            if durable { early.outcomes.append(outcome); early.positions.append(position) } else {
+                                afterSync.outcomes.append(outcome)
+                                afterSync.positions.append(position)
+                            }
+                        }
+                        settleApplied(early.outcomes, positions: early.positions)
+                    })
+                settleApplied(afterSync.outcomes, positions: afterSync.positions)
             } catch {
                 // Raft's promises rest on this write; a node that cannot make it must stop
                 // rather than answer as if it had.
@@ -415,7 +431,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
 
     /// Settles the publishes of applied entries (`positions` line up with `outcomes`) and
     /// sends their acknowledgements and forwarded results.
-    private func settleApplied(_ outcomes: [AppendOutcome], positions: [(shard: Int, index: UInt64, term: UInt64, last: Bool)]) {
+    private func settleApplied(_ outcomes: [AppendOutcome], positions: [ApplyPosition]) {
         guard !outcomes.isEmpty else { return }
         var settled = router.takeSettled()
         var entryOutcomes: [AppendOutcome] = []
@@ -429,6 +445,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         flushOutgoing()
         if !settled.isEmpty { onCommit(CommitReport(outcomes: settled, appended: [])) }
     }
+
+    /// Where an applied publish came from: its entry, and whether it is the entry's last.
+    typealias ApplyPosition = (shard: Int, index: UInt64, term: UInt64, last: Bool)
 
     /// A cycle transaction this long holds up every shard of the node: worth a line.
     static let slowWriteMs: Int64 = 100

@@ -89,20 +89,21 @@ public final class ReplicatedStore {
     /// replicas store it with the applied index that produced it). `installs` come first:
     /// snapshots replacing replicas' state (the entries persisted after them follow them);
     /// `staging` copies up to `stagingBytesMax` of received snapshots in (a failing copy is
-    /// marked failed, the rest commits). `staged` gets the outcomes once they are decided, before the transaction commits:
-    /// applying committed entries is deterministic, so what it will store is known then.
+    /// marked failed, the rest commits). `staged` gets the outcomes once they are decided —
+    /// before the transaction commits and before this cycle's entries are synced: applying
+    /// committed entries is deterministic, so what it will store is known then, but only
+    /// outcomes of entries persisted by an earlier `commit` rest on durable entries.
     public func commit(
         persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
         installs: [SnapshotInstall] = [], staging: [SnapshotStaging] = [], stagingBytesMax: Int = 8 << 20, now: Int64,
         staged onStaged: ([AppendOutcome]) -> Void = { _ in }
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
-        // The cycle's one sync. Votes, answers and acknowledgements go out after `commit`
-        // returns, so nothing is promised before its entries are durable.
+        // The cycle's one sync comes after the outcomes are decided (so that outcomes of
+        // entries synced earlier can go out while it runs) and before SQLite's commit, so
+        // SQLite never holds a position the entry log might lose. Votes and answers go
+        // out after `commit` returns: nothing is promised before its entries are durable.
         var placed: [[(position: EntryPosition, crc: UInt32)]] = []
-        if !persist.isEmpty {
-            placed = try entryLog.append(persist)
-            if durability == .fsync { try entryLog.sync() }
-        }
+        if !persist.isEmpty { placed = try entryLog.append(persist) }
         // An install replaces a replica's state outside the entry log: it must not be lost.
         if !installs.isEmpty { try syncCommits.run() }
         defer { if !installs.isEmpty { try? deferCommitSyncs.run() } }
@@ -117,6 +118,7 @@ public final class ReplicatedStore {
             for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
             if let clusterState { try tables.saveClusterState(clusterState) }
             onStaged(staged.outcomes)
+            if !persist.isEmpty && durability == .fsync { try entryLog.sync() }
             try end.run()
             writer.adopt(staged)
             return (staged.outcomes, staged.appended)

@@ -10,6 +10,9 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case closed
     /// A system call on one of the store's own files (the entry log) failed with `errno`.
     case io(call: String, code: Int32, message: String)
+    /// The entry log holds no intact record at `offset` of `file`, and it is not the torn
+    /// end of the log (a later segment follows, or the store's watermark lies past it).
+    case damagedEntryLog(file: String, offset: UInt64)
 
     public var description: String {
         switch self {
@@ -18,6 +21,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .incompatibleSchema(let found, let expected): "store schema version \(found), this build reads \(expected)"
         case .closed: "the store is closed"
         case .io(let call, let code, let message): "\(call) failed (errno \(code)): \(message)"
+        case .damagedEntryLog(let file, let offset):
+            "entry log \(file) is damaged at byte \(offset), before records the store needs"
         }
     }
 }

@@ -111,6 +111,37 @@ import Testing
         #expect(try store.entries(shard: 2, from: 1, through: 2) == [entry(1, 1, "kept"), entry(2, 1, "next")])
     }
 
+    /// A record that fails its checks with a later segment after it is not a torn end:
+    /// records after it were synced, so the store refuses to open rather than drop them.
+    @Test func damageBeforeALaterSegmentRefusesToOpen() throws {
+        let temp = TempDirectory("damaged"), saved = TempDirectory("damaged-saved")
+        defer { temp.remove(); saved.remove() }
+        let files = [Schema.fileName, Schema.fileName + "-wal"]
+        do {
+            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 2048)
+            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(1, 1, "first")])], apply: [], appliedThrough: [:], now: 0)
+            try FileManager.default.createDirectory(atPath: saved.path, withIntermediateDirectories: true)
+            for file in files { try FileManager.default.copyItem(atPath: temp.path + "/" + file, toPath: saved.path + "/" + file) }
+            for index in 2...6 {
+                _ = try store.commit(
+                    persist: [persist(1, term: 1, commit: 0, [entry(UInt64(index), 1, String(repeating: "d", count: 1000))])],
+                    apply: [], appliedThrough: [:], now: 0)
+            }
+        }
+        #expect(try EntryLog.segments(in: temp.path + "/entries").count >= 2)
+        for file in files + [Schema.fileName + "-shm"] { try? FileManager.default.removeItem(atPath: temp.path + "/" + file) }
+        for file in files { try FileManager.default.copyItem(atPath: saved.path + "/" + file, toPath: temp.path + "/" + file) }
+        // One byte of the second record's body (after the watermark, in segment 1).
+        let segment = EntryLog.name(1, in: temp.path + "/entries")
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
+        let firstRecord = try #require(bytes.withUnsafeBytes { EntryLogRecord.decode($0, base: 0, segment: 1) })
+        bytes[firstRecord.size + 12] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        #expect(throws: StorageError.damagedEntryLog(file: segment, offset: UInt64(firstRecord.size))) {
+            _ = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 2048)
+        }
+    }
+
     /// Segments roll over at their size bound; once trimming frees a whole segment it is
     /// deleted — but not while a reader that may still see its rows is inside.
     @Test func freedSegmentsAreDeletedOnceNoReaderCanReachThem() throws {

@@ -42,6 +42,10 @@ uint32_t clinux_crc32c(uint32_t crc, const void *data, size_t count);
 /// A non-blocking, close-on-exec UDP socket.
 int clinux_socket_udp(int family);
 
+/// Allocates `length` bytes of `fd`'s blocks from `offset` without changing its size
+/// (fallocate with FALLOC_FL_KEEP_SIZE); 0, or -1 with errno.
+int clinux_preallocate(int fd, off_t offset, off_t length);
+
 /// Names the calling thread (first 15 bytes), for top and debuggers.
 void clinux_set_thread_name(const char *name);
 
