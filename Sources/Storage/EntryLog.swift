@@ -20,6 +20,8 @@ final class EntryLog {
     /// Where the next record goes in `segment`.
     private(set) var end: UInt64
     private var fd: Int32
+    /// Writes the appends when the file system takes direct I/O (nil: buffered writes).
+    private var direct: DirectAppender?
 
     /// Opens the log in `path` (created if absent) and reads every intact record after
     /// `watermark` (the end of what SQLite holds; nil: nothing yet). A torn last record
@@ -41,14 +43,14 @@ final class EntryLog {
             let scanned = existing.filter { $0 >= watermark.segment }
             var validEnd: UInt64 = 0
             for (position, number) in scanned.enumerated() {
-                let (found, end, size) = try Self.scan(number, in: path, from: number == watermark.segment ? watermark.offset : 0)
+                let (found, end, size, padded) = try Self.scan(number, in: path, from: number == watermark.segment ? watermark.offset : 0)
                 records.append(contentsOf: found)
                 validEnd = end
                 if end < size {
-                    guard position == scanned.count - 1 else {
+                    guard position == scanned.count - 1 || padded else {
                         throw .damagedEntryLog(file: Self.name(number, in: path), offset: end)
                     }
-                    try Self.truncate(number, in: path, to: end)
+                    if position == scanned.count - 1 { try Self.truncate(number, in: path, to: end) }
                 }
             }
             segment = scanned.last!
@@ -60,9 +62,12 @@ final class EntryLog {
             end = 0
             try Self.create(segment, in: path)
         }
-        fd = open(Self.name(segment, in: path), O_RDWR | O_CLOEXEC)
-        if fd < 0 { throw Self.failure("open(\(Self.name(segment, in: path)))") }
+        (fd, direct) = try Self.openForAppend(Self.name(segment, in: path))
         replayed = records
+        if direct != nil {
+            let kept = Int(end % UInt64(DirectAppender.blockBytes))
+            direct!.start(tail: try Self.readFile(Self.name(segment, in: path), from: end - UInt64(kept)).bytes)
+        }
         preallocate()
     }
 
@@ -83,7 +88,16 @@ final class EntryLog {
         if end >= segmentBytesMax { try rotate() }
         var buffer = ByteWriter(capacity: items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
         let placed = items.map { EntryLogRecord.append($0, to: &buffer, base: end, segment: segment) }
-        let failure = buffer.bytes.withUnsafeBytes { raw in Self.writeAll(fd, raw, at: end) }
+        var failure = buffer.bytes.withUnsafeBytes { raw in
+            if let direct { direct.append(raw, fd: fd, at: end) } else { Self.writeAll(fd, raw, at: end) }
+        }
+        if failure == EINVAL, direct != nil {
+            // The file system took the flag but not these writes: append buffered from now on
+            // (over any zero padding past `end`).
+            direct = nil
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~CLINUX_O_DIRECT)
+            failure = buffer.bytes.withUnsafeBytes { raw in Self.writeAll(fd, raw, at: end) }
+        }
         if let failure { throw Self.failure("pwrite(\(name))", code: failure) }
         end += UInt64(buffer.count)
         return placed
@@ -107,10 +121,11 @@ final class EntryLog {
 
     private func rotate() throws(StorageError) {
         try Self.create(segment + 1, in: path)
-        let next = open(Self.name(segment + 1, in: path), O_RDWR | O_CLOEXEC)
-        if next < 0 { throw Self.failure("open(\(Self.name(segment + 1, in: path)))") }
+        let (next, appender) = try Self.openForAppend(Self.name(segment + 1, in: path), reusing: direct)
         close(fd)
         fd = next
+        direct = appender
+        direct?.start(tail: [])
         segment += 1
         end = 0
         preallocate()
@@ -144,7 +159,7 @@ final class EntryLog {
 
     /// The intact records of a segment from `offset`, where they end, and the file's size.
     private static func scan(_ number: UInt64, in path: String, from offset: UInt64) throws(StorageError)
-        -> (records: [EntryLogRecord.Decoded], end: UInt64, size: UInt64)
+        -> (records: [EntryLogRecord.Decoded], end: UInt64, size: UInt64, padded: Bool)
     {
         let (bytes, size) = try readFile(name(number, in: path), from: offset)
         var records: [EntryLogRecord.Decoded] = []
@@ -157,7 +172,22 @@ final class EntryLog {
                 position += length
             }
         }
-        return (records, offset + UInt64(position), size)
+        // Zeros to the end of the block after the last record: a direct append's padding.
+        let padded = bytes.count - position < DirectAppender.blockBytes && bytes[position...].allSatisfy { $0 == 0 }
+        return (records, offset + UInt64(position), size, padded)
+    }
+
+    /// Opens a segment for appending, with direct I/O when its file system takes it
+    /// (`reusing` an appender when there is one).
+    private static func openForAppend(_ name: String, reusing appender: DirectAppender? = nil) throws(StorageError)
+        -> (fd: Int32, direct: DirectAppender?)
+    {
+        let fd = open(name, O_RDWR | O_CLOEXEC | CLINUX_O_DIRECT)
+        if fd >= 0 { return (fd, appender ?? DirectAppender(tail: [])) }
+        guard errno == EINVAL else { throw failure("open(\(name))") }
+        let buffered = open(name, O_RDWR | O_CLOEXEC)
+        if buffered < 0 { throw failure("open(\(name))") }
+        return (buffered, nil)
     }
 
     /// The bytes of a file from `offset` to its end, and its size.

@@ -1,5 +1,9 @@
 import ChaparCore
+import CLinux
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Storage
 import Testing
 
@@ -95,13 +99,14 @@ import Testing
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
             _ = try store.commit(persist: [persist(2, term: 1, commit: 0, [entry(1, 1, "kept")])], apply: [], appliedThrough: [:], now: 0)
-            intactSize = try fileSize(segment)
+            intactSize = store.entryLog.watermark.offset
         }
-        // Half of a record, as a crash in the middle of its write leaves it.
+        // Half of a record, as a crash in the middle of its write leaves it (over the zeros
+        // that pad a direct write's last block).
         var partial = ByteWriter()
         _ = EntryLogRecord.append(persist(2, term: 1, commit: 1, [entry(2, 1, "lost")]), to: &partial, base: intactSize, segment: 1)
         let handle = try #require(FileHandle(forWritingAtPath: segment))
-        try handle.seekToEnd()
+        try handle.seek(toOffset: intactSize)
         try handle.write(contentsOf: Data(partial.bytes.prefix(partial.count / 2)))
         try handle.close()
         let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
@@ -142,6 +147,40 @@ import Testing
         }
     }
 
+    /// Direct appends pad each segment's last block with zeros, and a rolled-over segment
+    /// keeps its padding: records replayed across several segments come back whole, and
+    /// appending after a reopen continues inside the last, partial block.
+    @Test func paddedSegmentsReplayAndAppendingContinuesInTheirLastBlock() throws {
+        let temp = TempDirectory("padded"), saved = TempDirectory("padded-saved")
+        defer { temp.remove(); saved.remove() }
+        let files = [Schema.fileName, Schema.fileName + "-wal"]
+        let written = (1...9).map { entry(UInt64($0), 1, String(repeating: Character(UnicodeScalar(96 + $0)!), count: 300 * $0)) }
+        do {
+            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 3000)
+            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [written[0]])], apply: [], appliedThrough: [:], now: 0)
+            try FileManager.default.createDirectory(atPath: saved.path, withIntermediateDirectories: true)
+            for file in files { try FileManager.default.copyItem(atPath: temp.path + "/" + file, toPath: saved.path + "/" + file) }
+            for item in written.dropFirst() {
+                _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [item])], apply: [], appliedThrough: [:], now: 0)
+            }
+        }
+        let entries = temp.path + "/entries"
+        let segments = try EntryLog.segments(in: entries)
+        #expect(segments.count >= 3)
+        for number in segments {
+            #expect(try fileSize(EntryLog.name(number, in: entries)) % UInt64(DirectAppender.blockBytes) == 0, "segment \(number)")
+        }
+        for file in files + [Schema.fileName + "-shm"] { try? FileManager.default.removeItem(atPath: temp.path + "/" + file) }
+        for file in files { try FileManager.default.copyItem(atPath: saved.path + "/" + file, toPath: temp.path + "/" + file) }
+        do {
+            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 3000)
+            #expect(try store.load()[1]?.entries == written)
+            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(10, 1, "ten")])], apply: [], appliedThrough: [:], now: 0)
+        }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 3000)
+        #expect(try store.entries(shard: 1, from: 1, through: 10) == written + [entry(10, 1, "ten")])
+    }
+
     /// Segments roll over at their size bound; once trimming frees a whole segment it is
     /// deleted — but not while a reader that may still see its rows is inside.
     @Test func freedSegmentsAreDeletedOnceNoReaderCanReachThem() throws {
@@ -174,5 +213,41 @@ import Testing
 
     func fileSize(_ path: String) throws -> UInt64 {
         (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+    }
+}
+
+@Suite struct DirectAppenderTests {
+    /// Appends of every size, across block boundaries, leave the file holding exactly
+    /// what was appended, then zeros to the end of the last block; an appender started
+    /// on the last partial block (as a reopened log does) continues where it ended.
+    @Test func appendsOfAnySizeLandWhereTheyBelong() throws {
+        let temp = TempDirectory("direct")
+        defer { temp.remove() }
+        let name = temp.path + "/file"
+        try FileManager.default.createDirectory(atPath: temp.path, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: name, contents: nil))
+        let fd = open(name, O_RDWR | O_CLOEXEC | CLINUX_O_DIRECT)
+        try #require(fd >= 0, "the test directory's file system takes O_DIRECT")
+        var random = SeededRandom(seed: 11)
+        var expected: [UInt8] = []
+        var appender = DirectAppender(tail: [])
+        for round in 0..<40 {
+            if round == 20 {
+                // Reopened: the kept block comes from the file.
+                let kept = expected.count % DirectAppender.blockBytes
+                appender = DirectAppender(tail: Array(expected.suffix(kept)))
+            }
+            let size = [0, 1, 4095, 4096, 4097, 100, 70_000, 1_500_000][Int(random.next() % 8)]
+            let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ round) }
+            let failure = bytes.withUnsafeBytes { appender.append($0, fd: fd, at: UInt64(expected.count)) }
+            #expect(failure == nil)
+            expected += bytes
+        }
+        close(fd)
+        let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: name)))
+        let padded = (expected.count + DirectAppender.blockBytes - 1) / DirectAppender.blockBytes * DirectAppender.blockBytes
+        #expect(file.count == padded)
+        #expect(Array(file.prefix(expected.count)) == expected)
+        #expect(file.dropFirst(expected.count).allSatisfy { $0 == 0 })
     }
 }

@@ -46,6 +46,9 @@ int clinux_socket_udp(int family);
 /// (fallocate with FALLOC_FL_KEEP_SIZE); 0, or -1 with errno.
 int clinux_preallocate(int fd, off_t offset, off_t length);
 
+/// open(2)'s O_DIRECT flag (Glibc's Swift module leaves it out: it needs _GNU_SOURCE).
+extern const int CLINUX_O_DIRECT;
+
 /// Names the calling thread (first 15 bytes), for top and debuggers.
 void clinux_set_thread_name(const char *name);
 
