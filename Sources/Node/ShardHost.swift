@@ -379,6 +379,12 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                             }
                         }
                         settleApplied(early.outcomes, positions: early.positions)
+                    },
+                    synced: {
+                        // Answers and votes promise what the entry log now holds; they need
+                        // not wait for SQLite's commit.
+                        sendLate(late)
+                        late = [:]
                     })
                 settleApplied(afterSync.outcomes, positions: afterSync.positions)
             } catch {
@@ -388,12 +394,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 fatalError("replicated store write failed: \(error)")
             }
         }
-        for (shard, messages) in late {
-            for message in messages {
-                guard let node = context.name(of: message.to) else { continue }
-                outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
-            }
-        }
+        if !late.isEmpty { sendLate(late) }
         var settled = router.takeSettled()
         for (shard, ready) in readies {
             for state in ready.reads {
@@ -427,6 +428,17 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         answerReads(now: now)
         repairDamaged()
         maybeHousekeep(now: now)
+    }
+
+    /// Sends the messages that had to wait for this cycle's write.
+    private func sendLate(_ late: [Int: [RaftEnvelope]]) {
+        for (shard, messages) in late {
+            for message in messages {
+                guard let node = context.name(of: message.to) else { continue }
+                outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
+            }
+        }
+        flushOutgoing()
     }
 
     /// Settles the publishes of applied entries (`positions` line up with `outcomes`) and

@@ -12,7 +12,8 @@ import CLinux
 /// are replayed into it (`ReplicatedStore`). Each entry's bytes are written once per
 /// node, instead of into SQLite's log and again by its checkpoint.
 ///
-/// Used by the replication thread only.
+/// Used by the replication thread only (its writes and syncs run on a thread of its own,
+/// `EntryLogFlusher`, one at a time, while the replication thread waits or works on).
 final class EntryLog {
     let path: String
     let segmentBytesMax: UInt64
@@ -22,6 +23,10 @@ final class EntryLog {
     private var fd: Int32
     /// Writes the appends when the file system takes direct I/O (nil: buffered writes).
     private var direct: DirectAppender?
+    /// Runs each append's write and sync while the caller goes on (`begin`, `finish`).
+    private let flusher = EntryLogFlusher()
+    /// The append in flight: where it started, and whether it syncs.
+    private var pending: (at: UInt64, sync: Bool)?
 
     /// Opens the log in `path` (created if absent) and reads every intact record after
     /// `watermark` (the end of what SQLite holds; nil: nothing yet). A torn last record
@@ -66,7 +71,7 @@ final class EntryLog {
         replayed = records
         if direct != nil {
             let kept = Int(end % UInt64(DirectAppender.blockBytes))
-            direct!.start(tail: try Self.readFile(Self.name(segment, in: path), from: end - UInt64(kept)).bytes)
+            direct!.start(tail: Array(try Self.readFile(Self.name(segment, in: path), from: end - UInt64(kept)).bytes.prefix(kept)))
         }
         preallocate()
     }
@@ -76,7 +81,11 @@ final class EntryLog {
 
     func forgetReplayed() { replayed = [] }
 
-    deinit { close(fd) }
+    deinit {
+        try? finish()
+        flusher.stop()
+        close(fd)
+    }
 
     /// The position after the last record written.
     var watermark: (segment: UInt64, offset: UInt64) { (segment, end) }
@@ -85,26 +94,55 @@ final class EntryLog {
     /// when this one is full) with one `pwrite`; returns, per item, where its entries lie
     /// and their CRCs. Not durable until `sync`.
     func append(_ items: [RaftPersist]) throws(StorageError) -> [[(position: EntryPosition, crc: UInt32)]] {
+        let placed = try begin(items, sync: false)
+        try finish()
+        return placed
+    }
+
+    /// Starts writing the records of `items` (and syncing them, when `sync`) on the log's
+    /// own thread, and returns at once where their entries will lie; `finish` waits for
+    /// the write. Nothing else may be written until then.
+    func begin(_ items: [RaftPersist], sync: Bool) throws(StorageError) -> [[(position: EntryPosition, crc: UInt32)]] {
+        precondition(!flusher.inFlight, "an entry-log write is already in flight")
         if end >= segmentBytesMax { try rotate() }
         var buffer = ByteWriter(capacity: items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
         let placed = items.map { EntryLogRecord.append($0, to: &buffer, base: end, segment: segment) }
-        var failure = buffer.bytes.withUnsafeBytes { raw in
-            if let direct { direct.append(raw, fd: fd, at: end) } else { Self.writeAll(fd, raw, at: end) }
+        let bytes = buffer.bytes, at = end
+        pending = (at, sync)
+        end += UInt64(bytes.count)
+        flusher.start { [self] in write(bytes, at: at, sync: sync) }
+        return placed
+    }
+
+    /// Waits for the write `begin` started; on failure the log's end is back where it was.
+    func finish() throws(StorageError) {
+        guard let (at, synced) = pending else { return }
+        pending = nil
+        if let failure = flusher.finish() {
+            end = at
+            throw Self.failure(synced ? "pwrite or fdatasync(\(name))" : "pwrite(\(name))", code: failure)
+        }
+    }
+
+    /// On the flusher's thread.
+    private func write(_ bytes: [UInt8], at offset: UInt64, sync: Bool) -> Int32? {
+        var failure = bytes.withUnsafeBytes { raw in
+            if let direct { direct.append(raw, fd: fd, at: offset) } else { Self.writeAll(fd, raw, at: offset) }
         }
         if failure == EINVAL, direct != nil {
             // The file system took the flag but not these writes: append buffered from now on
-            // (over any zero padding past `end`).
+            // (over any zero padding past the end).
             direct = nil
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~CLINUX_O_DIRECT)
-            failure = buffer.bytes.withUnsafeBytes { raw in Self.writeAll(fd, raw, at: end) }
+            failure = bytes.withUnsafeBytes { raw in Self.writeAll(fd, raw, at: offset) }
         }
-        if let failure { throw Self.failure("pwrite(\(name))", code: failure) }
-        end += UInt64(buffer.count)
-        return placed
+        if failure == nil && sync && fdatasync(fd) != 0 { return errno }
+        return failure
     }
 
     /// Makes everything appended so far durable.
     func sync() throws(StorageError) {
+        precondition(pending == nil, "syncing with an entry-log write in flight")
         if fdatasync(fd) != 0 { throw Self.failure("fdatasync(\(name))") }
     }
 

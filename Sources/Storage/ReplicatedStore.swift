@@ -93,21 +93,22 @@ public final class ReplicatedStore {
     /// before the transaction commits and before this cycle's entries are synced: applying
     /// committed entries is deterministic, so what it will store is known then, but only
     /// outcomes of entries persisted by an earlier `commit` rest on durable entries.
+    /// `synced` runs once everything `persist` holds is durable (before the transaction
+    /// commits, unless `installs` need that commit): promises may go out from then on.
     public func commit(
         persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
         installs: [SnapshotInstall] = [], staging: [SnapshotStaging] = [], stagingBytesMax: Int = 8 << 20, now: Int64,
-        staged onStaged: ([AppendOutcome]) -> Void = { _ in }
+        staged onStaged: ([AppendOutcome]) -> Void = { _ in }, synced onSynced: () -> Void = {}
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
-        // The cycle's one sync comes after the outcomes are decided (so that outcomes of
-        // entries synced earlier can go out while it runs) and before SQLite's commit, so
-        // SQLite never holds a position the entry log might lose. Votes and answers go
-        // out after `commit` returns: nothing is promised before its entries are durable.
+        // The cycle's write and sync of the entry log run on its own thread while the
+        // statements below run here: they need only where the entries will lie. SQLite's
+        // commit waits for that sync, so it never holds a position the entry log might lose.
         var placed: [[(position: EntryPosition, crc: UInt32)]] = []
-        if !persist.isEmpty { placed = try entryLog.append(persist) }
-        // An install replaces a replica's state outside the entry log: it must not be lost.
-        if !installs.isEmpty { try syncCommits.run() }
-        defer { if !installs.isEmpty { try? deferCommitSyncs.run() } }
+        if !persist.isEmpty { placed = try entryLog.begin(persist, sync: durability == .fsync) }
         do throws(StorageError) {
+            // An install replaces a replica's state outside the entry log: it must not be lost.
+            if !installs.isEmpty { try syncCommits.run() }
+            defer { if !installs.isEmpty { try? deferCommitSyncs.run() } }
             try begin.run()
             for item in installs { try install(item) }
             for (item, entries) in zip(persist, placed) { try tables.persist(item, placed: entries) }
@@ -118,11 +119,14 @@ public final class ReplicatedStore {
             for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
             if let clusterState { try tables.saveClusterState(clusterState) }
             onStaged(staged.outcomes)
-            if !persist.isEmpty && durability == .fsync { try entryLog.sync() }
+            try entryLog.finish()
+            if installs.isEmpty { onSynced() }
             try end.run()
+            if !installs.isEmpty { onSynced() }
             writer.adopt(staged)
             return (staged.outcomes, staged.appended)
         } catch {
+            try? entryLog.finish()
             try? rollback.run()
             throw error
         }

@@ -116,6 +116,30 @@ import Testing
         #expect(try store.entries(shard: 2, from: 1, through: 2) == [entry(1, 1, "kept"), entry(2, 1, "next")])
     }
 
+    /// A cycle's entries are written while its SQLite statements run; `synced` comes after
+    /// the outcomes are staged, once the record is in the segment file, and before the
+    /// transaction commits (promises may go out before SQLite's commit, never before the log).
+    @Test func syncedRunsOnceTheLogHoldsTheEntriesAndBeforeTheTransactionCommits() throws {
+        let temp = TempDirectory("synced")
+        defer { temp.remove() }
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        let segment = EntryLog.name(1, in: temp.path + "/entries")
+        let reader = try Database(path: temp.path + "/" + Schema.fileName, readOnly: true)
+        var events: [String] = []
+        _ = try store.commit(
+            persist: [persist(4, term: 2, commit: 0, [entry(1, 2, "first"), entry(2, 2, "second")])], apply: [], appliedThrough: [:], now: 0,
+            staged: { _ in events.append("staged") },
+            synced: {
+                events.append("synced")
+                let bytes = (try? Data(contentsOf: URL(fileURLWithPath: segment))).map { Array($0) } ?? []
+                let record = bytes.withUnsafeBytes { EntryLogRecord.decode($0, base: 0, segment: 1) }
+                if record?.record.item.entries.map(\.index) == [1, 2] { events.append("in the log") }
+                if (try? reader.scalarText("SELECT count(*) FROM raft_log")) == "0" { events.append("not yet in SQLite") }
+            })
+        #expect(events == ["staged", "synced", "in the log", "not yet in SQLite"])
+        #expect(try reader.scalarText("SELECT count(*) FROM raft_log") == "2")
+    }
+
     /// A record that fails its checks with a later segment after it is not a torn end:
     /// records after it were synced, so the store refuses to open rather than drop them.
     @Test func damageBeforeALaterSegmentRefusesToOpen() throws {
