@@ -13,7 +13,7 @@ import CLinux
 /// node, instead of into SQLite's log and again by its checkpoint.
 ///
 /// Used by the replication thread only (its writes and syncs run on a thread of its own,
-/// `EntryLogFlusher`, one at a time, while the replication thread waits or works on).
+/// `JobThread`, one at a time, while the replication thread waits or works on).
 final class EntryLog {
     let path: String
     let segmentBytesMax: UInt64
@@ -24,7 +24,7 @@ final class EntryLog {
     /// Writes the appends when the file system takes direct I/O (nil: buffered writes).
     private var direct: DirectAppender?
     /// Runs each append's write and sync while the caller goes on (`begin`, `finish`).
-    private let flusher = EntryLogFlusher()
+    private let flusher = JobThread(name: "chapar-entrylog")
     /// The append in flight: where it started, and whether it syncs.
     private var pending: (at: UInt64, sync: Bool)?
 
