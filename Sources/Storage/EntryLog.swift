@@ -25,8 +25,10 @@ final class EntryLog {
     private var direct: DirectAppender?
     /// Runs each append's write and sync while the caller goes on (`begin`, `finish`).
     private let flusher = JobThread(name: "chapar-entrylog")
-    /// The append in flight: where it started, and whether it syncs.
-    private var pending: (at: UInt64, sync: Bool)?
+    /// Where the append in flight started.
+    private var pending: UInt64?
+    /// The call a failed append failed in (set on the flusher's thread, read after `finish`).
+    private var failedCall = ""
 
     /// Opens the log in `path` (created if absent) and reads every intact record after
     /// `watermark` (the end of what SQLite holds; nil: nothing yet). A torn last record
@@ -90,25 +92,17 @@ final class EntryLog {
     /// The position after the last record written.
     var watermark: (segment: UInt64, offset: UInt64) { (segment, end) }
 
-    /// Writes the records of `items` after the last one (moving to a new segment first
-    /// when this one is full) with one `pwrite`; returns, per item, where its entries lie
-    /// and their CRCs. Not durable until `sync`.
-    func append(_ items: [RaftPersist]) throws(StorageError) -> [[(position: EntryPosition, crc: UInt32)]] {
-        let placed = try begin(items, sync: false)
-        try finish()
-        return placed
-    }
-
-    /// Starts writing the records of `items` (and syncing them, when `sync`) on the log's
-    /// own thread, and returns at once where their entries will lie; `finish` waits for
-    /// the write. Nothing else may be written until then.
+    /// Starts writing the records of `items` after the last one (moving to a new segment
+    /// first when this one is full) with one `pwrite`, and syncing them when `sync`, on the
+    /// log's own thread; returns at once, per item, where its entries will lie and their
+    /// CRCs. `finish` waits for the write; nothing else may be written until then.
     func begin(_ items: [RaftPersist], sync: Bool) throws(StorageError) -> [[(position: EntryPosition, crc: UInt32)]] {
         precondition(!flusher.inFlight, "an entry-log write is already in flight")
         if end >= segmentBytesMax { try rotate() }
         var buffer = ByteWriter(capacity: items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
         let placed = items.map { EntryLogRecord.append($0, to: &buffer, base: end, segment: segment) }
         let bytes = buffer.bytes, at = end
-        pending = (at, sync)
+        pending = at
         end += UInt64(bytes.count)
         flusher.start { [self] in write(bytes, at: at, sync: sync) }
         return placed
@@ -116,11 +110,11 @@ final class EntryLog {
 
     /// Waits for the write `begin` started; on failure the log's end is back where it was.
     func finish() throws(StorageError) {
-        guard let (at, synced) = pending else { return }
+        guard let at = pending else { return }
         pending = nil
         if let failure = flusher.finish() {
             end = at
-            throw Self.failure(synced ? "pwrite or fdatasync(\(name))" : "pwrite(\(name))", code: failure)
+            throw Self.failure("\(failedCall)(\(name))", code: failure)
         }
     }
 
@@ -136,14 +130,15 @@ final class EntryLog {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~CLINUX_O_DIRECT)
             failure = bytes.withUnsafeBytes { raw in Self.writeAll(fd, raw, at: offset) }
         }
-        if failure == nil && sync && fdatasync(fd) != 0 { return errno }
-        return failure
-    }
-
-    /// Makes everything appended so far durable.
-    func sync() throws(StorageError) {
-        precondition(pending == nil, "syncing with an entry-log write in flight")
-        if fdatasync(fd) != 0 { throw Self.failure("fdatasync(\(name))") }
+        if let failure {
+            failedCall = "pwrite"
+            return failure
+        }
+        if sync && fdatasync(fd) != 0 {
+            failedCall = "fdatasync"
+            return errno
+        }
+        return nil
     }
 
     /// Segment numbers on disk, oldest first.

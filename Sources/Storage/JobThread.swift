@@ -7,7 +7,7 @@ import Dispatch
 /// A thread that runs one I/O job at a time for its owner, who starts a job, goes on with
 /// other work and then waits for the job's errno.
 ///
-/// The entry log's writes and syncs each cycle's records on one while the replication thread
+/// The entry log runs each cycle's write and sync on one while the replication thread
 /// runs the cycle's SQLite statements: the disk's ~0.4 ms under R=3 load and the
 /// statements' ~0.1 ms overlap instead of adding up, and the acknowledgements those
 /// statements decide go out without waiting for the disk.
