@@ -45,6 +45,7 @@ extension Raft {
         role = .leader
         leader = id
         heartbeatElapsed = 0
+        probing = []
         for peer in replicationTargets + [id] {
             nextIndex[peer] = lastIndex + 1
             matchIndex[peer] = peer == id ? lastIndex : 0
@@ -97,8 +98,11 @@ extension Raft {
             }
         }
         send(.append(term: term, prevIndex: prevIndex, prevTerm: term(at: prevIndex), entries: entries, commit: commit), to: peer)
-        // Pipelining: assume delivery; a rejection moves nextIndex back.
-        if let lastSent = entries.last { nextIndex[peer] = lastSent.index + 1 }
+        // Pipelining: assume delivery; a rejection moves nextIndex back. A follower whose
+        // log was found to differ is probed instead: every append (heartbeats included)
+        // starts where the last rejection left off, so lost answers do not send the search
+        // back to the end of the log.
+        if let lastSent = entries.last, !probing.contains(peer) { nextIndex[peer] = lastSent.index + 1 }
     }
 
     mutating func handleAppend(from: UInt64, prevIndex: UInt64, prevTerm: UInt64, entries: [RaftEntry], leaderCommit: UInt64) {
@@ -134,12 +138,14 @@ extension Raft {
     }
 
     /// Raft §5.3–5.4: commit the highest index stored on a majority whose entry is of the
-    /// current term.
+    /// current term. The leader counts itself only for entries its shell has persisted
+    /// (`persistedIndex`): its appends leave before its own write, and a shell may go on
+    /// stepping while that write is in flight, so answers from followers can arrive first.
     /// A leader that removed itself counts only the remaining voters, and steps down
     /// once that configuration is committed (Raft thesis §4.2.2).
     mutating func advanceCommit() {
         guard role == .leader else { return }
-        let matches = voters.map { $0 == id ? lastIndex : (matchIndex[$0] ?? 0) }.sorted(by: >)
+        let matches = voters.map { $0 == id ? persistedIndex : (matchIndex[$0] ?? 0) }.sorted(by: >)
         guard matches.count >= quorum else { return }
         let candidate = matches[quorum - 1]
         if candidate > commit && term(at: candidate) == term { commit = candidate }
@@ -161,6 +167,7 @@ extension Raft {
         if let from = unstableFrom, from <= lastIndex { ready.entries = Array(log[Int(from - logOffset - 1)...]) }
         unstableSinceReady = nil
         if commit > applied { ready.committed = Array(log[Int(applied - logOffset)..<Int(commit - logOffset)]) }
+        handedOutCommit = commit
         outbox = []
         return ready
     }
@@ -174,5 +181,56 @@ extension Raft {
         // for entries it never persisted.
         if !ready.entries.isEmpty { unstableFrom = unstableSinceReady }
         if let last = ready.committed.last { applied = max(applied, last.index) }
+        // This node's own copy now counts towards a quorum.
+        advanceCommit()
+    }
+
+    /// Whether `ready()` would hand out anything: a shell that just advanced (and so may
+    /// have let its own copy commit entries) runs another Ready when this is true.
+    public var hasReady: Bool {
+        !outbox.isEmpty || commit > applied || (unstableFrom.map { $0 <= lastIndex } ?? false) || pendingInstall != nil
+            || !snapshotsWanted.isEmpty || !confirmedReads.isEmpty
+            || HardState(term: term, votedFor: votedFor, commit: commit, repairingUntil: repairingUntil) != lastHardState
+    }
+
+    /// The last entry this node has persisted: every entry before `unstableFrom` was
+    /// handed out by a Ready that has been advanced.
+    public var persistedIndex: UInt64 { min(lastIndex, (unstableFrom ?? lastIndex + 1) - 1) }
+
+    /// For a shell whose write of a Ready is still in flight: the queued messages that
+    /// promise nothing about this node's disk (appends, `timeoutNow`, `readConfirm`), to
+    /// be sent now. The rest stay for the next Ready, to be sent after its write.
+    public mutating func takeMessagesBeforePersist() -> [RaftEnvelope] {
+        var early: [RaftEnvelope] = []
+        outbox.removeAll { envelope in
+            guard Self.mayPrecedePersist(envelope.message) else { return false }
+            early.append(envelope)
+            return true
+        }
+        return early
+    }
+
+    /// Leader-to-follower messages that promise nothing about the sender's disk: they may
+    /// leave before the Ready that produced them is persisted.
+    public static func mayPrecedePersist(_ message: RaftMessage) -> Bool {
+        switch message {
+        case .append, .timeoutNow, .readConfirm: true
+        default: false
+        }
+    }
+
+    /// For a shell whose write of a Ready is still in flight: committed entries beyond
+    /// those handed out so far that this node has persisted (by advanced Readies), to be
+    /// applied now. They count as applied once returned: the shell applies them before it
+    /// calls `advance` again. None while a received snapshot waits to be installed.
+    public mutating func takeCommitted() -> [RaftEntry] {
+        guard pendingInstall == nil else { return [] }
+        let handedOut = max(applied, handedOutCommit)
+        let limit = min(commit, persistedIndex)
+        guard limit > handedOut, handedOut >= logOffset else { return [] }
+        let entries = Array(log[Int(handedOut - logOffset)..<Int(limit - logOffset)])
+        handedOutCommit = limit
+        applied = limit
+        return entries
     }
 }

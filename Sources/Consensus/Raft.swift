@@ -54,6 +54,9 @@ public struct Raft: Sendable {
     var votes: Set<UInt64> = []
     var nextIndex: [UInt64: UInt64] = [:]
     var matchIndex: [UInt64: UInt64] = [:]
+    /// Followers whose log differs from ours somewhere before `nextIndex` (an append was
+    /// rejected): their appends start at `nextIndex` (no pipelining) until one succeeds.
+    var probing: Set<UInt64> = []
     /// A leadership transfer in progress: the target, and ticks left before giving up.
     public internal(set) var transferTarget: UInt64?
     var transferTicksLeft = 0
@@ -74,6 +77,8 @@ public struct Raft: Sendable {
     /// the Ready being handled, so `advance` must leave them unstable.
     var unstableSinceReady: UInt64?
     var lastHardState: HardState
+    /// The last committed entry handed out (by `ready` or `takeCommitted`).
+    var handedOutCommit: UInt64 = 0
 
     /// Starts from persisted state (empty for a new node).
     /// Starts from persisted state (empty for a new node). A compacted log passes its
@@ -391,12 +396,14 @@ public struct Raft: Sendable {
             if success {
                 matchIndex[from] = max(matchIndex[from] ?? 0, match)
                 nextIndex[from] = max(nextIndex[from] ?? 1, match + 1)
+                probing.remove(from)
                 advanceCommit()
                 if from == transferTarget && matchIndex[from] == lastIndex { send(.timeoutNow(term: term), to: from) }
                 if (nextIndex[from] ?? 1) <= lastIndex { sendAppend(to: from) }
             } else {
                 // Back up to the follower's hint (its last index) or by one.
                 nextIndex[from] = max(1, min((nextIndex[from] ?? 1) - 1, match + 1))
+                probing.insert(from)
                 sendAppend(to: from)
             }
         default:

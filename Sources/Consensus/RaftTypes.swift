@@ -155,6 +155,13 @@ public struct RaftSnapshotMeta: Equatable, Sendable {
 /// 2. send `messages`;
 /// 3. apply `committed` to the state machine, in order;
 /// 4. call `advance(ready)`.
+/// A shell may instead start the write of step 1 and go on while it is in flight:
+/// step and propose, send `messages` that `Raft.mayPrecedePersist` allows (and, of newer
+/// ones, what `takeMessagesBeforePersist` hands out), apply the committed entries before
+/// the first of `entries` and then what `takeCommitted` hands out; once the write is
+/// done, send the rest of `messages`, apply the rest of `committed`, and advance. The
+/// leader counts itself towards a quorum only for entries of advanced Readies, so
+/// nothing commits on a copy that is still being written.
 public struct RaftReady: Equatable, Sendable {
     public var hardState: HardState?
     public var entries: [RaftEntry]

@@ -95,6 +95,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     var snapshots = SnapshotTransfers()
     let snapshotQueue = DispatchQueue(label: "chapar-snapshots")
     private var lastTrimMs: Int64 = 0
+    /// A group has more to hand out right after its Ready was advanced.
+    private var readyAgain = false
 
     init(
         context: ShardContext, store: ReplicatedStore, controllerState: ClusterState? = nil,
@@ -216,8 +218,10 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     func run() {
         var nextTickMs = MonotonicClock.nowMs() + context.tickMs
         while true {
-            // A snapshot being copied in goes on in the next cycle without waiting.
-            let wait = snapshots.copying.isEmpty ? max(0, nextTickMs - MonotonicClock.nowMs()) : 0
+            // A snapshot being copied in goes on in the next cycle without waiting, and so
+            // does a group whose own write let it commit entries (`Raft.hasReady`).
+            let wait = snapshots.copying.isEmpty && !readyAgain ? max(0, nextTickMs - MonotonicClock.nowMs()) : 0
+            readyAgain = false
             _ = wake.wait(timeout: .now() + .milliseconds(Int(wait)))
             let taken = inbox.withLock { box -> Inbox in
                 let taken = box
@@ -334,14 +338,14 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         let copying = snapshots.copying
         guard !readies.isEmpty || !outgoingFrames.isEmpty || router.hasSettled || !copying.isEmpty else { return maybeHousekeep(now: now) }
         // A leader's appends may leave before its own write (Raft thesis §10.2.1): followers
-        // persist before they answer, and their answers are processed in a later cycle,
-        // after this one's fsync — so nothing commits on a copy the leader has not synced.
-        // Votes and answers carry promises, so they wait for the write.
+        // persist before they answer, and the leader counts its own copy only once its
+        // Ready is advanced (`Raft.persistedIndex`) — nothing commits on a copy the leader
+        // has not synced. Votes and answers carry promises, so they wait for the write.
         var late: [Int: [RaftEnvelope]] = [:]
         for (shard, ready) in readies {
             for message in ready.messages {
                 guard let node = context.name(of: message.to) else { continue }
-                if Self.mayPrecedePersist(message.message) {
+                if Raft.mayPrecedePersist(message.message) {
                     outgoingRaft[node, default: []].append(ShardEnvelope(shard: UInt32(shard), envelope: message))
                 } else {
                     late[shard, default: []].append(message)
@@ -410,6 +414,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 if entry.kind == .configuration { announceRemovals(shard: shard) }
             }
             groups[shard]!.raft.advance(ready)
+            if groups[shard]!.raft.hasReady { readyAgain = true }
             if !ready.snapshotsWanted.isEmpty { produceSnapshots(shard: shard, for: ready.snapshotsWanted) }
             // Applied entries leave memory (they stay on disk for lagging followers).
             if groups[shard]!.raft.log.count > Self.inMemoryEntries * 2 {
@@ -477,14 +482,6 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private func reportSettled(appended: [ChannelAppend]) {
         let settled = router.takeSettled()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
-    }
-
-    /// Leader-to-follower messages that promise nothing about this node's disk.
-    static func mayPrecedePersist(_ message: RaftMessage) -> Bool {
-        switch message {
-        case .append, .timeoutNow, .readConfirm: true
-        default: false
-        }
     }
 
     func queue(_ frame: PeerFrame, to node: String) {

@@ -10,6 +10,17 @@ public final class RaftSimulator {
     struct Node {
         var raft: Raft?
         let disk = Disk()
+        /// A Ready whose write is in flight (`asyncWrites`); lost if the node crashes first.
+        var writing: Writing?
+    }
+
+    /// A Ready handed to the node's disk: done at `doneAt`; then `late` messages go out and
+    /// `committed` (entries the write itself holds) are applied.
+    struct Writing {
+        var ready: RaftReady
+        var doneAt: UInt64
+        var late: [RaftEnvelope]
+        var committed: [RaftEntry]
     }
 
     /// What a node persisted: read back by its Raft for compacted entries, and on restart.
@@ -43,6 +54,17 @@ public final class RaftSimulator {
     /// uncommitted tail is short (seed 604 of 1000 showed that, unbounded, a leader cut off
     /// from its quorum grows its log until the run crawls).
     public var lateProposals = 0.0
+    /// Chance per Ready (one that persists something and installs no snapshot) that its
+    /// write stays in flight for 1…`writeTicksMax` ticks, as a node's shell lets it: meanwhile the node
+    /// steps messages, sends what may precede its write (`takeMessagesBeforePersist`) and
+    /// applies what it persisted earlier and sees committed (`takeCommitted`). A crash
+    /// before the write is done loses it.
+    public var asyncWrites = 0.0
+    /// The longest such write, in ticks (messages take 1…`delayTicksMax`).
+    public var writeTicksMax: UInt64 = 3
+    /// Readies written that way, and entries applied while a write was in flight.
+    public private(set) var writesInFlight = 0
+    public private(set) var appliedDuringWrites = 0
     /// Chance that producing a snapshot fails (the leader reports it and retries later).
     public var snapshotFailures = 0.1
     /// Snapshots sent by leaders and installed by followers, over all nodes.
@@ -159,6 +181,7 @@ public final class RaftSimulator {
         disk.applied = 0
         disk.machine = []
         disk.incoming = [:]
+        nodes[id]!.writing = nil
         nodes[id]!.raft = Raft(id: id, voters: initialVoters, seed: seed &* 104_729 &+ id, storage: Self.reader(disk))
     }
 
@@ -172,7 +195,7 @@ public final class RaftSimulator {
     public var summary: String {
         ids.map { id in
             guard let raft = nodes[id]?.raft else { return "\(id): down" }
-            return "\(id): \(raft.role) t\(raft.term) last \(raft.lastIndex) commit \(raft.commit) voters \(raft.voters) repairing \(raft.repairingUntil.map { "\($0)" } ?? "-")"
+            return "\(id): \(raft.role) t\(raft.term) last \(raft.lastIndex) persisted \(raft.persistedIndex)\(isWriting(id) ? " (writing)" : "") commit \(raft.commit) voters \(raft.voters) repairing \(raft.repairingUntil.map { "\($0)" } ?? "-")"
         }.joined(separator: "; ")
     }
 
@@ -186,7 +209,13 @@ public final class RaftSimulator {
         return accepted
     }
 
-    public func crash(_ id: UInt64) { nodes[id]!.raft = nil }
+    /// Whether the node has a Ready's write in flight (`asyncWrites`).
+    public func isWriting(_ id: UInt64) -> Bool { nodes[id]?.writing != nil }
+
+    public func crash(_ id: UInt64) {
+        nodes[id]!.raft = nil
+        nodes[id]!.writing = nil
+    }
 
     /// Asks the leader for a read index. Linearizability is checked when it is confirmed:
     /// the index must cover everything any node knew committed when the read was asked.
@@ -282,6 +311,7 @@ public final class RaftSimulator {
     public func run(ticks: UInt64) {
         for _ in 0..<ticks {
             now += 1
+            for id in ids where (nodes[id]?.writing?.doneAt ?? .max) <= now { completeWrite(id) }
             let due = inFlight.filter { $0.time <= now }.sorted { ($0.time, $0.order) < ($1.time, $1.order) }
             inFlight.removeAll { $0.time <= now }
             for item in due {
@@ -303,11 +333,49 @@ public final class RaftSimulator {
         }
     }
 
-    /// Executes a node's Ready in the contract's order: persist, send, apply, advance.
+    /// Executes a node's Ready in the contract's order: persist, send, apply, advance —
+    /// or, with `asyncWrites`, starts its write and handles the rest once it is done.
     func process(_ id: UInt64) {
         guard var raft = nodes[id]?.raft else { return }
+        if nodes[id]!.writing != nil {
+            // The disk is busy with the previous Ready.
+            let early = raft.takeMessagesBeforePersist()
+            let committed = raft.takeCommitted()
+            nodes[id]!.raft = raft
+            transmit(early)
+            appliedDuringWrites += committed.count
+            apply(committed, on: id, term: raft.term)
+            return
+        }
         let ready = raft.ready()
         if ready.isEmpty { return }
+        if ready.snapshot == nil && (ready.hardState != nil || !ready.entries.isEmpty) && random.nextUnit() < asyncWrites {
+            writesInFlight += 1
+            // Committed entries before the first one this Ready persists were persisted by
+            // earlier Readies: they may be applied at once.
+            let firstNew = ready.entries.first?.index ?? .max
+            let early = ready.messages.filter { Raft.mayPrecedePersist($0.message) }
+            let late = ready.messages.filter { !Raft.mayPrecedePersist($0.message) }
+            nodes[id]!.writing = Writing(
+                ready: ready, doneAt: now + 1 + random.next() % writeTicksMax, late: late, committed: ready.committed.filter { $0.index >= firstNew })
+            nodes[id]!.raft = raft
+            transmit(early)
+            apply(ready.committed.filter { $0.index < firstNew }, on: id, term: raft.term)
+            return
+        }
+        persist(ready, on: id)
+        finish(ready, raft: raft, on: id, messages: ready.messages, committed: ready.committed)
+    }
+
+    /// The write of the Ready in flight is done: it is on the disk, and the node goes on.
+    func completeWrite(_ id: UInt64) {
+        guard let writing = nodes[id]!.writing, let raft = nodes[id]!.raft else { return }
+        nodes[id]!.writing = nil
+        persist(writing.ready, on: id)
+        finish(writing.ready, raft: raft, on: id, messages: writing.late, committed: writing.committed)
+    }
+
+    func persist(_ ready: RaftReady, on id: UInt64) {
         let disk = nodes[id]!.disk
         if let meta = ready.snapshot { install(meta, on: id) }
         if let hard = ready.hardState { disk.hardState = hard }
@@ -321,18 +389,20 @@ public final class RaftSimulator {
                 disk.log.append(contentsOf: ready.entries)
             }
         }
-        for envelope in ready.messages {
+    }
+
+    func transmit(_ messages: [RaftEnvelope]) {
+        for envelope in messages {
             if blocked.contains(Link(from: Int(envelope.from), to: Int(envelope.to))) || random.nextUnit() < loss { continue }
             schedule(envelope)
             if random.nextUnit() < duplication { schedule(envelope) }
         }
-        for state in ready.reads {
-            readsConfirmed += 1
-            if let floor = readFloor.removeValue(forKey: state.context), state.index < floor {
-                violations.append("node \(id) confirmed read \(state.context) at \(state.index), below commit \(floor) [seed \(seed)]")
-            }
-        }
-        for entry in ready.committed {
+    }
+
+    /// Applies committed entries to the node's state machine, checking state-machine safety.
+    func apply(_ entries: [RaftEntry], on id: UInt64, term: UInt64) {
+        let disk = nodes[id]!.disk
+        for entry in entries {
             if entry.index <= UInt64(disk.machine.count) {
                 if disk.machine[Int(entry.index - 1)] != entry { violations.append("node \(id) re-applied another entry at \(entry.index) [seed \(seed)]") }
             } else if entry.index == UInt64(disk.machine.count) + 1 {
@@ -340,13 +410,28 @@ public final class RaftSimulator {
             } else {
                 violations.append("node \(id) applied \(entry.index) after \(disk.machine.count) [seed \(seed)]")
             }
+            disk.applied = max(disk.applied, entry.index)
             if let existing = applied[entry.index] {
                 if existing != entry { violations.append("node \(id) applied \(entry) at \(entry.index), others \(existing) [seed \(seed)]") }
             } else {
                 applied[entry.index] = entry
-                appliedTerm[entry.index] = raft.term
+                appliedTerm[entry.index] = term
             }
         }
+    }
+
+    /// The rest of a persisted Ready: send, apply, advance (and the shell's housekeeping).
+    func finish(_ ready: RaftReady, raft: Raft, on id: UInt64, messages: [RaftEnvelope], committed: [RaftEntry]) {
+        var raft = raft
+        let disk = nodes[id]!.disk
+        transmit(messages)
+        for state in ready.reads {
+            readsConfirmed += 1
+            if let floor = readFloor.removeValue(forKey: state.context), state.index < floor {
+                violations.append("node \(id) confirmed read \(state.context) at \(state.index), below commit \(floor) [seed \(seed)]")
+            }
+        }
+        apply(committed, on: id, term: raft.term)
         // Like the node, which proposes there only a replica-set change and only once the
         // previous one committed: never into a long uncommitted tail (a leader cut off from
         // its quorum would otherwise grow its log without bound).
@@ -355,7 +440,6 @@ public final class RaftSimulator {
             _ = raft.propose(Array("late \(lateProposed)".utf8))
         }
         raft.advance(ready)
-        if let last = ready.committed.last { disk.applied = max(disk.applied, last.index) }
         if compaction > 0 && random.nextUnit() < compaction { raft.compact(through: disk.applied) }
         // What both the disk and the Raft agree was applied (after a restart Raft re-hands
         // entries the disk had applied before).
@@ -366,16 +450,16 @@ public final class RaftSimulator {
             disk.base = meta
             raft.trimmed(through: meta.index, term: meta.term)
         }
-        var sent = false
         for peer in ready.snapshotsWanted {
             if random.nextUnit() < snapshotFailures { raft.snapshotFailed(to: peer); continue }
             // A snapshot of this node's own state machine, at its applied index.
             let meta = metaAt(disk, appliedHere)
             snapshotData[SnapshotKey(from: id, index: meta.index)] = Array(disk.machine.prefix(Int(meta.index)))
-            if raft.sendSnapshot(to: peer, meta) { snapshotsSent += 1; sent = true }
+            if raft.sendSnapshot(to: peer, meta) { snapshotsSent += 1 }
         }
         nodes[id]!.raft = raft
-        if sent { process(id) }
+        // Its own copy may have committed entries, and a snapshot may be on its way.
+        if raft.hasReady { process(id) }
     }
 
     /// A follower installs a snapshot it accepted: its state machine becomes the data,

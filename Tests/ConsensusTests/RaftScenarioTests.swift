@@ -9,6 +9,19 @@ func messages(_ raft: inout Raft) -> [RaftEnvelope] {
     return ready.messages
 }
 
+/// Node 1 of {1, 2, 3}, elected in term 2 by the others' (pre-)votes.
+func electedLeader() -> Raft {
+    var leader = Raft(id: 1, voters: [1, 2, 3], seed: 1, hardState: HardState(term: 1, votedFor: nil, commit: 0))
+    var sent: [RaftEnvelope] = []
+    for _ in 0..<40 where sent.isEmpty {
+        leader.tick()
+        sent = messages(&leader)
+    }
+    for peer: UInt64 in [2, 3] { leader.step(RaftEnvelope(from: peer, to: 1, message: .preVoteResponse(term: 2, granted: true))) }
+    for peer: UInt64 in [2, 3] { leader.step(RaftEnvelope(from: peer, to: 1, message: .voteResponse(term: leader.term, granted: true))) }
+    return leader
+}
+
 /// Scripted scenarios from the Raft paper, driven message by message.
 @Suite struct RaftScenarioTests {
     /// Figure 8: a new leader must not commit an entry of an earlier term by counting the
@@ -67,14 +80,7 @@ func messages(_ raft: inout Raft) -> [RaftEnvelope] {
     /// in that Ready, so it must come in the next one — the leader counts itself for its
     /// entries, and an entry it never persisted would be committed on one copy too few.
     @Test func anEntryProposedWhileAReadyIsHandledIsPersistedWithTheNext() {
-        var leader = Raft(id: 1, voters: [1, 2, 3], seed: 1, hardState: HardState(term: 1, votedFor: nil, commit: 0))
-        var sent: [RaftEnvelope] = []
-        for _ in 0..<40 where sent.isEmpty {
-            leader.tick()
-            sent = messages(&leader)
-        }
-        for peer: UInt64 in [2, 3] { leader.step(RaftEnvelope(from: peer, to: 1, message: .preVoteResponse(term: 2, granted: true))) }
-        for peer: UInt64 in [2, 3] { leader.step(RaftEnvelope(from: peer, to: 1, message: .voteResponse(term: leader.term, granted: true))) }
+        var leader = electedLeader()
         #expect(leader.role == .leader)
         let first = leader.propose([1])
         #expect(first)
@@ -88,5 +94,48 @@ func messages(_ raft: inout Raft) -> [RaftEnvelope] {
         #expect(next.entries.map(\.index) == [leader.lastIndex], "handled \(handled); the late entry must be persisted next")
         leader.advance(next)
         #expect(leader.ready().entries.isEmpty)
+    }
+
+    /// A shell that keeps working while its write is in flight: the leader's appends go
+    /// out at once, answers that arrive meanwhile are stepped, and the leader counts
+    /// itself only once its own write is done — before that, an entry commits only on
+    /// followers that stored it. What it had persisted and sees committed may be applied
+    /// during the write; entries of the write itself come with the next Ready.
+    @Test func aLeaderCountsItselfOnlyForEntriesItPersisted() {
+        var leader = electedLeader()
+        #expect(leader.role == .leader)
+        _ = messages(&leader)  // the leader's empty entry (index 1), persisted
+        leader.step(RaftEnvelope(from: 2, to: 1, message: .appendResponse(term: 2, success: true, match: 1)))
+        #expect(leader.commit == 1)
+        _ = messages(&leader)
+        let proposed = leader.propose([7])
+        #expect(proposed)
+        let inFlight = leader.ready()  // index 2: its write is in flight
+        #expect(inFlight.entries.map(\.index) == [2])
+        #expect(inFlight.messages.allSatisfy { Raft.mayPrecedePersist($0.message) })
+        leader.step(RaftEnvelope(from: 2, to: 1, message: .appendResponse(term: 2, success: true, match: 2)))
+        #expect(leader.commit == 1, "one follower and an unpersisted leader are not a majority")
+        let none = leader.takeCommitted()
+        #expect(none.isEmpty)
+        let during = leader.propose([8])  // index 3, while index 2 is being written
+        #expect(during)
+        let early = leader.takeMessagesBeforePersist()
+        #expect(early.count == 2 && early.allSatisfy { if case .append = $0.message { true } else { false } })
+        leader.step(RaftEnvelope(from: 3, to: 1, message: .appendResponse(term: 2, success: true, match: 3)))
+        #expect(leader.commit == 2, "two followers stored index 2; index 3 is on one of them only")
+        let notYet = leader.takeCommitted()
+        #expect(notYet.isEmpty, "index 2 is in the write in flight: applied with the next Ready")
+        leader.advance(inFlight)
+        #expect(leader.persistedIndex == 2)
+        #expect(leader.commit == 2, "index 3 is on follower 3 only until the leader writes it")
+        let next = leader.ready()
+        #expect(next.entries.map(\.index) == [3])
+        #expect(next.committed.map(\.index) == [2])
+        leader.advance(next)
+        #expect(leader.commit == 3, "its own copy of index 3 makes the majority")
+        let taken = leader.takeCommitted()
+        #expect(taken.map(\.index) == [3], "persisted and committed: applied at once")
+        let last = leader.ready()
+        #expect(last.committed.isEmpty)
     }
 }
