@@ -75,7 +75,8 @@ final class ChaparCodec: TargetCodec {
                 case .welcome: handle(.ready)
                 case .subscribed(let subscribed): handle(.subscribed(channel: subscribed.channel, next: subscribed.nextOffset))
                 case .unsubscribed(let channel) where correlation == 0: handle(.subscriptionEnded(channel: channel))
-                case .location(let location): handle(.located(address: location.leaderNode?.address))
+                case .location(let location):
+                    handle(.located(address: location.leaderNode?.address, replicas: location.nodes.map(\.address).filter { !$0.isEmpty }))
                 case .error(let error):
                     let code = error.knownCode.map { "\($0)" } ?? "\(error.code)"
                     handle(.failure("\(code): \(error.message)", correlation: correlation == 0 ? nil : correlation))

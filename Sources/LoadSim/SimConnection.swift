@@ -31,6 +31,10 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     /// Set when this connection moved to its channel's leader: the next handshake
     /// publishes there without asking again.
     private var relocated = false
+    /// Moves towards the leader in this handshake: a node that does not host the shard
+    /// knows no leader, so the connection goes to a replica and asks again there.
+    private var hops = 0
+    static let hopsMax = 3
 
     init(id: Int, worker: Worker, addresses: [SocketAddress], channels: [UInt32]) {
         self.id = id
@@ -149,27 +153,27 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
     private func handle(_ event: CodecEvent) {
         switch event {
         case .ready:
-            if !relocated, let channel = locatableChannel,
+            if !relocated, hops < Self.hopsMax, let channel = locatableChannel,
                let bytes = codec.locate(channel, correlation: Self.locateCorrelation) {
                 tcp?.send(bytes)  // ready once answered
                 return
             }
             relocated = false
+            hops = 0
             becomeReady()
-        case .located(let text):
+        case .located(let text, let replicas):
             guard state == .connecting else { return }
-            let leader = text.flatMap { try? SocketAddress(parsing: $0) }
-            guard let leader, let index = addresses.firstIndex(of: leader), index != addressIndex else { return becomeReady() }
-            // Reconnect to the leader before anything was published here.
-            addressIndex = index
-            address = leader
-            relocated = true
-            let old = tcp
-            old?.delegate = nil
-            old?.close()
-            tcp = nil
-            state = .down
-            connect()
+            hops += 1
+            let known = { (text: String) in (try? SocketAddress(parsing: text)).flatMap { self.addresses.firstIndex(of: $0) } }
+            if let index = text.flatMap(known) {
+                worker.note("connection \(id) publishes at \(addresses[index]), its channel's leader")
+                guard index != addressIndex else { return settle() }
+                return move(to: index, atLeader: true)
+            }
+            // No leader known here (the node does not host the shard, or it is electing
+            // one): a replica knows, so ask there.
+            guard hops < Self.hopsMax, let index = replicas.compactMap(known).first(where: { $0 != addressIndex }) else { return settle() }
+            move(to: index, atLeader: false)
         case .subscribed(let name, let next):
             guard let index = worker.channelIndex(name) else { return }
             confirmed.insert(index)
@@ -236,6 +240,27 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
         state = .ready
         for channel in channels { subscribe(channel) }
         worker.connectionReady(self)
+    }
+
+    /// Reconnects to `addresses[index]` before anything was published here; at the leader
+    /// the next handshake publishes without asking again.
+    private func move(to index: Int, atLeader: Bool) {
+        addressIndex = index
+        address = addresses[index]
+        relocated = atLeader
+        let old = tcp
+        old?.delegate = nil
+        old?.close()
+        tcp = nil
+        state = .down
+        connect()
+    }
+
+    /// Publishes where the connection is (the node forwards to the leader).
+    private func settle() {
+        relocated = false
+        hops = 0
+        becomeReady()
     }
 
     /// The one channel this connection publishes to, when it only publishes and may go

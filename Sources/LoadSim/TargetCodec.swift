@@ -24,8 +24,9 @@ enum CodecEvent {
     /// request when the target says which.
     case failure(String, correlation: UInt32?)
     /// Where a channel's publishes are stored without forwarding (Chapar LOCATION): the
-    /// shard leader's client address, nil when the node knows no leader.
-    case located(address: String?)
+    /// shard leader's client address (nil when the node knows no leader), and the client
+    /// addresses of the shard's replicas (any of them knows its leader).
+    case located(address: String?, replicas: [String])
 }
 
 struct CodecError: Error, CustomStringConvertible {

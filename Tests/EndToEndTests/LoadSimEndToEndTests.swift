@@ -35,6 +35,28 @@ import Testing
         if scenario == "reconnect-storm" { #expect((report?["reconnects"] as? Double ?? 0) > 0) }
     }
 
+    /// A publish-only connection moves to its channel's leader even when it first lands on
+    /// a node that does not host the shard (that node knows no leader, only the replicas;
+    /// one of them does): one shard, one replica, the publisher started on another node.
+    @Test func aPublisherMovesToTheLeaderThroughAReplica() async throws {
+        try await withLocalCluster("locate", nodes: 3, shards: 1, replicas: 1) { dir in
+            let rows = try shardRows(try nodeAdmin(dir, "node-1"))
+            let leader = try #require(rows.first?["leader"] as? String)
+            let others = ["node-1", "node-2", "node-3"].filter { $0 != leader }
+            let clients = try (others + [leader]).map { try nodeField(dir, $0, "client") }
+            let json = dir + "/report.json"
+            let (status, out, errors) = try loadsim([
+                "run", "--scenario", "broadcast", "--subscribers", "0", "--duration", "2", "--rate", "2000",
+                "--target", "chapar://" + clients.joined(separator: ","), "--json", json,
+            ])
+            #expect(status == 0, "\(out)\n\(errors)")
+            #expect(out.contains("lost 0"), "\(out)")
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+            let notes = report?["notes"] as? [String] ?? []
+            #expect(notes.contains { $0.contains("publishes at \(clients[2]), its channel's leader") }, "leader \(leader) at \(clients[2]): \(notes)")
+        }
+    }
+
     @Test func badScenarioFileNamesTheField() throws {
         let path = FileManager.default.temporaryDirectory.path + "/chapar-bad-scenario-\(UInt32.random(in: 0...UInt32.max)).json"
         defer { try? FileManager.default.removeItem(atPath: path) }

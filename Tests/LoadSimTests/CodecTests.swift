@@ -15,7 +15,7 @@ func events(_ codec: TargetCodec, _ bytes: [UInt8], cut: Int) throws -> [String]
         case .reply(let bytes): out.append("reply \(String(decoding: bytes, as: UTF8.self))")
         case .failure(let text, _): out.append("failure \(text)")
         case .subscriptionEnded(let channel): out.append("ended \(channel)")
-        case .located(let address): out.append("located \(address ?? "-")")
+        case .located(let address, let replicas): out.append("located \(address ?? "-") via \(replicas.joined(separator: ","))")
         }
     }
     try bytes.withUnsafeBytes { raw in
@@ -103,14 +103,18 @@ func events(_ codec: TargetCodec, _ bytes: [UInt8], cut: Int) throws -> [String]
         }
     }
 
-    /// LOCATION names the leader's address (or none) for a publisher to move to.
+    /// LOCATION names the leader's address (or none) for a publisher to move to, and the
+    /// replicas' addresses (those it lacks left out) to ask when there is none.
     @Test func chaparReportsWhereAChannelIsLed() throws {
-        let nodes = [Location.Node(id: "n1", address: "127.0.0.1:1"), Location.Node(id: "n2", address: "127.0.0.2:2")]
+        let nodes = [
+            Location.Node(id: "n1", address: "127.0.0.1:1"), Location.Node(id: "n2", address: "127.0.0.2:2"),
+            Location.Node(id: "n3", address: ""),
+        ]
         var stream: [UInt8] = []
         stream += FrameEncoder.encode(Envelope(.location(Location(channel: "a", shard: 1, leader: 1, nodes: nodes)), correlation: 5))
         stream += FrameEncoder.encode(Envelope(.location(Location(channel: "a", shard: 1, leader: nil, nodes: nodes)), correlation: 6))
         for cut in 0...stream.count {
-            #expect(try events(ChaparCodec(), stream, cut: cut) == ["located 127.0.0.2:2", "located -"], "cut \(cut)")
+            #expect(try events(ChaparCodec(), stream, cut: cut) == ["located 127.0.0.2:2 via 127.0.0.1:1,127.0.0.2:2", "located - via 127.0.0.1:1,127.0.0.2:2"], "cut \(cut)")
         }
         #expect(NatsCodec().locate("a", correlation: 1) == nil)
     }
