@@ -157,7 +157,7 @@ extension Raft {
     // MARK: Ready
 
     public mutating func ready() -> RaftReady {
-        let hard = HardState(term: term, votedFor: votedFor, commit: commit, repairingUntil: repairingUntil)
+        let hard = hardState
         var ready = RaftReady(hardState: hard != lastHardState ? hard : nil, entries: [], messages: outbox, committed: [])
         ready.reads = confirmedReads
         confirmedReads = []
@@ -190,8 +190,11 @@ extension Raft {
     public var hasReady: Bool {
         !outbox.isEmpty || commit > applied || (unstableFrom.map { $0 <= lastIndex } ?? false) || pendingInstall != nil
             || !snapshotsWanted.isEmpty || !confirmedReads.isEmpty
-            || HardState(term: term, votedFor: votedFor, commit: commit, repairingUntil: repairingUntil) != lastHardState
+            || hardState != lastHardState
     }
+
+    /// What must survive a crash, as it stands now.
+    var hardState: HardState { HardState(term: term, votedFor: votedFor, commit: commit, repairingUntil: repairingUntil) }
 
     /// The last entry this node has persisted: every entry before `unstableFrom` was
     /// handed out by a Ready that has been advanced.
