@@ -197,25 +197,21 @@ final class EntryLog {
         _ = clinux_preallocate(fd, off_t(end), off_t(segmentBytesMax - end))
     }
 
-    static func name(_ number: UInt64, in path: String, suffix: String = ".seg") -> String {
+    static func name(_ number: UInt64, in path: String) -> String {
         let digits = String(number)
-        return path + "/" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + suffix
+        return path + "/" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".seg"
     }
 
     static func segments(in path: String) throws(StorageError) -> [UInt64] {
-        guard let files = files(in: path) else { throw failure("opendir(\(path))") }
-        return files.compactMap { $0.hasSuffix(".seg") ? UInt64($0.dropLast(4)) : nil }.sorted()
-    }
-
-    /// The names in directory `path` (nil: it cannot be read).
-    static func files(in path: String) -> [String]? {
-        guard let directory = opendir(path) else { return nil }
+        guard let directory = opendir(path) else { throw failure("opendir(\(path))") }
         defer { closedir(directory) }
-        var names: [String] = []
+        var numbers: [UInt64] = []
         while let item = readdir(directory) {
-            names.append(withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+            let file = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard file.hasSuffix(".seg"), let number = UInt64(file.dropLast(4)) else { continue }
+            numbers.append(number)
         }
-        return names
+        return numbers.sorted()
     }
 
     /// The intact records of a segment from `offset`, where they end, and the file's size.

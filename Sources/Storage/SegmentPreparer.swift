@@ -28,7 +28,10 @@ final class SegmentPreparer: Sendable {
         self.bytes = (Int(bytes) + block - 1) / block * block
     }
 
-    static func name(_ number: UInt64, in path: String) -> String { EntryLog.name(number, in: path, suffix: ".prep") }
+    static func name(_ number: UInt64, in path: String) -> String {
+        let digits = String(number)
+        return path + "/" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".prep"
+    }
 
     /// Starts writing segment `number` unless one is being written or waits to be taken.
     func prepare(_ number: UInt64) {
@@ -67,7 +70,14 @@ final class SegmentPreparer: Sendable {
 
     /// Removes prepared files left by an earlier run (they are never taken for records).
     static func removeLeftovers(in path: String) {
-        for file in EntryLog.files(in: path) ?? [] where file.hasSuffix(".prep") { unlink(path + "/" + file) }
+        guard let directory = opendir(path) else { return }
+        var names: [String] = []
+        while let item = readdir(directory) {
+            let file = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if file.hasSuffix(".prep") { names.append(path + "/" + file) }
+        }
+        closedir(directory)
+        for name in names { unlink(name) }
     }
 
     /// Writes `bytes` of zeros to a new file and syncs it; false on any failure (the log
