@@ -29,25 +29,17 @@ final class EntryLog {
     private var pending: UInt64?
     /// The call a failed append failed in (set on the flusher's thread, read after `finish`).
     private var failedCall = ""
-    /// Writes the next segment ahead as zeros (`SegmentPreparer`); nil: every segment is
-    /// preallocated instead.
-    let preparer: SegmentPreparer?
-    /// Whether `segment` was written with zeros ahead of its records (else it is
-    /// preallocated, and the log moves on as soon as a prepared segment is ready).
-    private var prepared = false
 
     /// Opens the log in `path` (created if absent) and reads every intact record after
     /// `watermark` (the end of what SQLite holds; nil: nothing yet). A torn last record
     /// (a cycle that never finished its sync) is cut off; an unreadable record followed by
     /// a later segment is damage and fails.
-    init(path: String, segmentBytesMax: UInt64 = 64 << 20, prepareAhead: Bool = true, after watermark: (segment: UInt64, offset: UInt64)?)
+    init(path: String, segmentBytesMax: UInt64 = 64 << 20, after watermark: (segment: UInt64, offset: UInt64)?)
         throws(StorageError)
     {
         self.path = path
         self.segmentBytesMax = segmentBytesMax
-        preparer = prepareAhead ? SegmentPreparer(path: path, bytes: segmentBytesMax) : nil
         try Self.makeDirectory(path)
-        SegmentPreparer.removeLeftovers(in: path)
         let existing = try Self.segments(in: path)
         var records: [EntryLogRecord.Decoded] = []
         if let watermark, watermark.segment > 0 {
@@ -58,19 +50,15 @@ final class EntryLog {
             let scanned = existing.filter { $0 >= watermark.segment }
             var validEnd: UInt64 = 0
             for (position, number) in scanned.enumerated() {
-                let (found, end, size, zeroTail) = try Self.scan(number, in: path, from: number == watermark.segment ? watermark.offset : 0)
+                let (found, end, size, padded) = try Self.scan(number, in: path, from: number == watermark.segment ? watermark.offset : 0)
                 records.append(contentsOf: found)
                 validEnd = end
-                let last = position == scanned.count - 1
                 if end < size {
-                    // Zeros to the end of the block after the last record: a direct append's padding.
-                    guard last || (zeroTail && size - end < UInt64(DirectAppender.blockBytes)) else {
+                    guard position == scanned.count - 1 || padded else {
                         throw .damagedEntryLog(file: Self.name(number, in: path), offset: end)
                     }
-                    // A torn record goes; zeros written ahead stay (a prepared segment).
-                    if last && !zeroTail { try Self.truncate(number, in: path, to: end) }
+                    if position == scanned.count - 1 { try Self.truncate(number, in: path, to: end) }
                 }
-                if last { prepared = zeroTail && size >= segmentBytesMax }
             }
             segment = scanned.last!
             end = validEnd
@@ -87,8 +75,7 @@ final class EntryLog {
             let kept = Int(end % UInt64(DirectAppender.blockBytes))
             direct!.start(tail: Array(try Self.readFile(Self.name(segment, in: path), from: end - UInt64(kept)).bytes.prefix(kept)))
         }
-        if !prepared { preallocate() }
-        preparer?.prepare(segment + 1)
+        preallocate()
     }
 
     /// The intact records found after the watermark when the log was opened.
@@ -99,7 +86,6 @@ final class EntryLog {
     deinit {
         try? finish()
         flusher.stop()
-        preparer?.wait()
         close(fd)
     }
 
@@ -112,7 +98,7 @@ final class EntryLog {
     /// CRCs. `finish` waits for the write; nothing else may be written until then.
     func begin(_ items: [RaftPersist], sync: Bool) throws(StorageError) -> [[(position: EntryPosition, crc: UInt32)]] {
         precondition(!flusher.inFlight, "an entry-log write is already in flight")
-        if end >= segmentBytesMax || (!prepared && preparer?.isReady(segment + 1) == true) { try rotate() }
+        if end >= segmentBytesMax { try rotate() }
         var buffer = ByteWriter(capacity: items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
         let placed = items.map { EntryLogRecord.append($0, to: &buffer, base: end, segment: segment) }
         let bytes = buffer.bytes, at = end
@@ -167,31 +153,21 @@ final class EntryLog {
     private var name: String { Self.name(segment, in: path) }
 
     private func rotate() throws(StorageError) {
-        let next = Self.name(segment + 1, in: path)
-        let zeroed = preparer?.take(segment + 1) == true
-        if zeroed {
-            if rename(SegmentPreparer.name(segment + 1, in: path), next) != 0 { throw Self.failure("rename(\(next))") }
-            try Self.syncDirectory(path)
-        } else {
-            try Self.create(segment + 1, in: path)
-        }
-        let (opened, appender) = try Self.openForAppend(next, reusing: direct)
+        try Self.create(segment + 1, in: path)
+        let (next, appender) = try Self.openForAppend(Self.name(segment + 1, in: path), reusing: direct)
         close(fd)
-        fd = opened
+        fd = next
         direct = appender
         direct?.start(tail: [])
         segment += 1
         end = 0
-        prepared = zeroed
-        if !prepared { preallocate() }
-        preparer?.prepare(segment + 1)
+        preallocate()
     }
 
     /// Allocates the segment's blocks ahead, past its end (its size stays the end of its
     /// records, so scanning is unchanged): a sync then writes data without allocating,
-    /// 0.29 → 0.22 ms per `fdatasync` of a 40 KiB append on this machine's disk. For a
-    /// segment not prepared ahead (`SegmentPreparer`), until a prepared one is ready. Only
-    /// an optimisation: a file system that cannot do it appends as before.
+    /// 0.29 → 0.22 ms per `fdatasync` of a 40 KiB append on this machine's disk. Only an
+    /// optimisation: a file system that cannot do it appends as before.
     private func preallocate() {
         guard end < segmentBytesMax else { return }
         _ = clinux_preallocate(fd, off_t(end), off_t(segmentBytesMax - end))
@@ -216,7 +192,7 @@ final class EntryLog {
 
     /// The intact records of a segment from `offset`, where they end, and the file's size.
     private static func scan(_ number: UInt64, in path: String, from offset: UInt64) throws(StorageError)
-        -> (records: [EntryLogRecord.Decoded], end: UInt64, size: UInt64, zeroTail: Bool)
+        -> (records: [EntryLogRecord.Decoded], end: UInt64, size: UInt64, padded: Bool)
     {
         let (bytes, size) = try readFile(name(number, in: path), from: offset)
         var records: [EntryLogRecord.Decoded] = []
@@ -229,7 +205,9 @@ final class EntryLog {
                 position += length
             }
         }
-        return (records, offset + UInt64(position), size, bytes[position...].allSatisfy { $0 == 0 })
+        // Zeros to the end of the block after the last record: a direct append's padding.
+        let padded = bytes.count - position < DirectAppender.blockBytes && bytes[position...].allSatisfy { $0 == 0 }
+        return (records, offset + UInt64(position), size, padded)
     }
 
     /// Opens a segment for appending, with direct I/O when its file system takes it

@@ -26,10 +26,7 @@ public final class ReplicatedStore {
     let stagings = StagingRegistry()
     public let directory: DataDirectory
 
-    /// `prepareSegments`: write each next entry-log segment ahead as zeros (`SegmentPreparer`).
-    public init(directory: DataDirectory, durability: Durability, segmentBytesMax: UInt64 = 64 << 20, prepareSegments: Bool = true)
-        throws(StorageError)
-    {
+    public init(directory: DataDirectory, durability: Durability, segmentBytesMax: UInt64 = 64 << 20) throws(StorageError) {
         self.directory = directory
         self.durability = durability
         let db = try Schema.openWriter(path: directory.databasePath, durability: durability, syncsCommits: false)
@@ -44,7 +41,7 @@ public final class ReplicatedStore {
         syncCommits = try db.prepare("PRAGMA synchronous=\(durability == .fsync ? "FULL" : "NORMAL")")
         deferCommitSyncs = try db.prepare("PRAGMA synchronous=NORMAL")
         let watermark = try tables.watermark()
-        entryLog = try EntryLog(path: directory.entriesPath, segmentBytesMax: segmentBytesMax, prepareAhead: prepareSegments, after: watermark)
+        entryLog = try EntryLog(path: directory.entriesPath, segmentBytesMax: segmentBytesMax, after: watermark)
         if watermark == nil {
             // Recorded durably before the first append: from now on the log's records
             // are replayed after a crash, never taken for leftovers.

@@ -44,7 +44,7 @@ import Testing
     @Test func entriesLieInTheLogAndReadBack() throws {
         let temp = TempDirectory("entrylog")
         defer { temp.remove() }
-        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, prepareSegments: false)
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
         let entries = [entry(1, 1, "one"), entry(2, 1, "conf", kind: 1), entry(3, 1, "three")]
         _ = try store.commit(persist: [persist(5, term: 1, commit: 0, entries)], apply: [], appliedThrough: [:], now: 0)
         #expect(try store.entries(shard: 5, from: 1, through: 3) == entries)
@@ -97,7 +97,7 @@ import Testing
         let segment = EntryLog.name(1, in: temp.path + "/entries")
         var intactSize: UInt64 = 0
         do {
-            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, prepareSegments: false)
+            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
             _ = try store.commit(persist: [persist(2, term: 1, commit: 0, [entry(1, 1, "kept")])], apply: [], appliedThrough: [:], now: 0)
             intactSize = store.entryLog.watermark.offset
         }
@@ -109,7 +109,7 @@ import Testing
         try handle.seek(toOffset: intactSize)
         try handle.write(contentsOf: Data(partial.bytes.prefix(partial.count / 2)))
         try handle.close()
-        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, prepareSegments: false)
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
         #expect(try fileSize(segment) == intactSize)
         #expect(try store.load()[2]?.entries == [entry(1, 1, "kept")])
         _ = try store.commit(persist: [persist(2, term: 1, commit: 1, [entry(2, 1, "next")])], apply: [], appliedThrough: [:], now: 0)
@@ -233,76 +233,6 @@ import Testing
         // Reopened, the watermark's segment and everything after it are still there.
         let loaded = try #require(try store.load()[3])
         #expect(loaded.damaged == nil && loaded.lastApplied?.index == 20)
-    }
-
-    /// Waits (up to 10 s) until the log's next segment is written ahead.
-    func waitForPrepared(_ store: ReplicatedStore) throws {
-        let next = store.entryLog.watermark.segment + 1
-        let deadline = Date().addingTimeInterval(10)
-        while store.entryLog.preparer?.isReady(next) != true && Date() < deadline { usleep(1_000) }
-        try #require(store.entryLog.preparer?.isReady(next) == true, "segment \(next) prepared within 10 s")
-    }
-
-    func segmentOf(shard: Int, index: UInt64, in temp: TempDirectory) throws -> String? {
-        let db = try Database(path: temp.path + "/" + Schema.fileName, readOnly: true)
-        return try db.scalarText("SELECT seg FROM raft_log WHERE shard = \(shard) AND idx = \(index)")
-    }
-
-    /// The next segment is written ahead as zeros; the log leaves its preallocated first
-    /// segment for it once it is ready, and a reopened log keeps appending after its
-    /// records in it — the zeros past them are neither damage nor cut off.
-    @Test func theLogMovesOnToAPreparedSegmentAndReopensInIt() throws {
-        let temp = TempDirectory("prepared")
-        defer { temp.remove() }
-        let entries = temp.path + "/entries", bound: UInt64 = 1 << 20
-        do {
-            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: bound)
-            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(1, 1, "one")])], apply: [], appliedThrough: [:], now: 0)
-            try waitForPrepared(store)
-            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(2, 1, "two")])], apply: [], appliedThrough: [:], now: 0)
-        }
-        #expect(try EntryLog.segments(in: entries) == [1, 2])
-        #expect(try segmentOf(shard: 1, index: 2, in: temp) == "2")
-        #expect(try fileSize(EntryLog.name(2, in: entries)) == bound, "written ahead to its bound")
-        do {
-            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: bound)
-            #expect(try store.load()[1]?.entries == [entry(1, 1, "one"), entry(2, 1, "two")])
-            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(3, 1, "three")])], apply: [], appliedThrough: [:], now: 0)
-            #expect(try store.entries(shard: 1, from: 1, through: 3).map(\.index) == [1, 2, 3])
-        }
-        #expect(try segmentOf(shard: 1, index: 3, in: temp) == "2")
-        #expect(try fileSize(EntryLog.name(2, in: entries)) == bound)
-    }
-
-    /// A torn record over a prepared segment's zeros is cut off like any other; the log
-    /// then moves on to a newly prepared segment. A prepared file left by a stopped node is
-    /// never taken for records.
-    @Test func aTornRecordInAPreparedSegmentIsCutOff() throws {
-        let temp = TempDirectory("prepared-torn")
-        defer { temp.remove() }
-        let entries = temp.path + "/entries", bound: UInt64 = 1 << 20
-        var intact: UInt64 = 0
-        do {
-            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: bound)
-            try waitForPrepared(store)
-            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(1, 1, "kept")])], apply: [], appliedThrough: [:], now: 0)
-            #expect(store.entryLog.watermark.segment == 2)
-            intact = store.entryLog.watermark.offset
-        }
-        var partial = ByteWriter()
-        _ = EntryLogRecord.append(persist(1, term: 1, commit: 1, [entry(2, 1, "lost")]), to: &partial, base: intact, segment: 2)
-        let handle = try #require(FileHandle(forWritingAtPath: EntryLog.name(2, in: entries)))
-        try handle.seek(toOffset: intact)
-        try handle.write(contentsOf: Data(partial.bytes.prefix(partial.count / 2)))
-        try handle.close()
-        #expect(FileManager.default.createFile(atPath: SegmentPreparer.name(3, in: entries), contents: Data([1, 2, 3])))
-        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: bound)
-        #expect(try fileSize(EntryLog.name(2, in: entries)) == intact)
-        #expect(try store.load()[1]?.entries == [entry(1, 1, "kept")])
-        try waitForPrepared(store)
-        _ = try store.commit(persist: [persist(1, term: 1, commit: 1, [entry(2, 1, "next")])], apply: [], appliedThrough: [:], now: 0)
-        #expect(store.entryLog.watermark.segment == 3)
-        #expect(try store.entries(shard: 1, from: 1, through: 2) == [entry(1, 1, "kept"), entry(2, 1, "next")])
     }
 
     func fileSize(_ path: String) throws -> UInt64 {
