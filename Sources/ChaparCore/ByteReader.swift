@@ -12,77 +12,86 @@ public enum DecodeFailure: Error, Equatable, Sendable {
 ///
 /// It never copies unless asked (`readBytes`), so a decoder can walk a frame that
 /// still sits in the event loop's receive buffer. The bytes MUST outlive the reader.
+///
+/// Inlinable, as `ByteWriter`: every decoder in other modules calls it per field.
 public struct ByteReader {
     public let base: UnsafeRawBufferPointer
-    public private(set) var position: Int
+    @usableFromInline var cursor: Int
 
-    public init(_ base: UnsafeRawBufferPointer, position: Int = 0) {
+    @inlinable public var position: Int { cursor }
+
+    @inlinable public init(_ base: UnsafeRawBufferPointer, position: Int = 0) {
         self.base = base
-        self.position = position
+        self.cursor = position
     }
 
-    public var remaining: Int { base.count - position }
-    public var isAtEnd: Bool { position == base.count }
+    @inlinable public var remaining: Int { base.count - position }
+    @inlinable public var isAtEnd: Bool { position == base.count }
 
-    @inline(__always)
-    private mutating func need(_ count: Int, _ field: String) throws(DecodeFailure) {
+    @inlinable @inline(__always)
+    mutating func need(_ count: Int, _ field: String) throws(DecodeFailure) {
         if count > remaining { throw .truncated(field: field) }
     }
 
-    public mutating func readUInt8(_ field: String) throws(DecodeFailure) -> UInt8 {
+    @inlinable public mutating func readUInt8(_ field: String) throws(DecodeFailure) -> UInt8 {
         try need(1, field)
-        defer { position += 1 }
-        return base[position]
+        defer { cursor += 1 }
+        return base[cursor]
     }
 
-    public mutating func readUInt16(_ field: String) throws(DecodeFailure) -> UInt16 {
+    @inlinable public mutating func readUInt16(_ field: String) throws(DecodeFailure) -> UInt16 {
         try need(2, field)
-        defer { position += 2 }
-        return UInt16(base[position]) << 8 | UInt16(base[position + 1])
+        defer { cursor += 2 }
+        return UInt16(base[cursor]) << 8 | UInt16(base[cursor + 1])
     }
 
-    public mutating func readUInt32(_ field: String) throws(DecodeFailure) -> UInt32 {
+    @inlinable public mutating func readUInt32(_ field: String) throws(DecodeFailure) -> UInt32 {
         try need(4, field)
-        defer { position += 4 }
-        return UInt32(bigEndian: base.loadUnaligned(fromByteOffset: position, as: UInt32.self))
+        defer { cursor += 4 }
+        return UInt32(bigEndian: base.loadUnaligned(fromByteOffset: cursor, as: UInt32.self))
     }
 
-    public mutating func readUInt64(_ field: String) throws(DecodeFailure) -> UInt64 {
+    @inlinable public mutating func readUInt64(_ field: String) throws(DecodeFailure) -> UInt64 {
         try need(8, field)
-        defer { position += 8 }
-        return UInt64(bigEndian: base.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+        defer { cursor += 8 }
+        return UInt64(bigEndian: base.loadUnaligned(fromByteOffset: cursor, as: UInt64.self))
     }
 
-    public mutating func readInt64(_ field: String) throws(DecodeFailure) -> Int64 {
+    @inlinable public mutating func readInt64(_ field: String) throws(DecodeFailure) -> Int64 {
         Int64(bitPattern: try readUInt64(field))
     }
 
     /// Borrows `count` bytes without copying.
-    public mutating func readSlice(_ count: Int, _ field: String) throws(DecodeFailure) -> UnsafeRawBufferPointer {
+    @inlinable public mutating func readSlice(_ count: Int, _ field: String) throws(DecodeFailure) -> UnsafeRawBufferPointer {
         try need(count, field)
-        defer { position += count }
-        return UnsafeRawBufferPointer(rebasing: base[position..<position + count])
+        defer { cursor += count }
+        return UnsafeRawBufferPointer(rebasing: base[cursor..<cursor + count])
     }
 
-    public mutating func readBytes(_ count: Int, _ field: String) throws(DecodeFailure) -> [UInt8] {
-        Array(try readSlice(count, field))
+    @inlinable public mutating func readBytes(_ count: Int, _ field: String) throws(DecodeFailure) -> [UInt8] {
+        let slice = try readSlice(count, field)
+        // One memcpy into storage of the exact size: the generic sequence copy walked bytes.
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let destination = buffer.baseAddress, let source = slice.baseAddress { destination.update(from: source.assumingMemoryBound(to: UInt8.self), count: count) }
+            initialized = count
+        }
     }
 
     /// Reads a u8 length then that many bytes.
-    public mutating func readShortBytes(_ field: String) throws(DecodeFailure) -> [UInt8] {
+    @inlinable public mutating func readShortBytes(_ field: String) throws(DecodeFailure) -> [UInt8] {
         let count = Int(try readUInt8(field))
         return try readBytes(count, field)
     }
 
     /// Reads a u16 length then that many bytes, refusing lengths above `max`.
-    public mutating func readMediumBytes(_ field: String, max: Int) throws(DecodeFailure) -> [UInt8] {
+    @inlinable public mutating func readMediumBytes(_ field: String, max: Int) throws(DecodeFailure) -> [UInt8] {
         let count = Int(try readUInt16(field))
         if count > max { throw .invalid(field: field, reason: "length \(count) exceeds \(max)") }
         return try readBytes(count, field)
     }
 
     /// Reads a u32 length then that many bytes, refusing lengths above `max`.
-    public mutating func readLongBytes(_ field: String, max: Int) throws(DecodeFailure) -> [UInt8] {
+    @inlinable public mutating func readLongBytes(_ field: String, max: Int) throws(DecodeFailure) -> [UInt8] {
         let count = Int(try readUInt32(field))
         if count > max { throw .invalid(field: field, reason: "length \(count) exceeds \(max)") }
         return try readBytes(count, field)
@@ -90,7 +99,7 @@ public struct ByteReader {
 
     /// Fails unless every byte was consumed: a frame whose inner lengths disagree
     /// with its outer length is malformed, not "mostly fine".
-    public func expectEnd() throws(DecodeFailure) {
+    @inlinable public func expectEnd() throws(DecodeFailure) {
         if remaining != 0 { throw .trailingBytes(count: remaining) }
     }
 }

@@ -303,6 +303,13 @@ struct ReplicatedPublish: Equatable {
         writer.writeLongBytes(payload)
     }
 
+    /// Encodes this publish as the next one of an entry being written; returns where its
+    /// payload starts in the entry (as `decodeEntry` finds it).
+    func encodeInEntry(_ writer: inout ByteWriter) -> Int {
+        encode(into: &writer)
+        return writer.count - payload.count
+    }
+
     var encoded: [UInt8] {
         var writer = ByteWriter(capacity: payload.count + channel.utf8.count + 32)
         encode(into: &writer)
@@ -345,6 +352,9 @@ struct ReplicatedPublish: Equatable {
                 var names = RecentChannelName()
                 repeat {
                     let publish = try decode(&reader, names: &names)
+                    // An entry's publishes are mostly alike: the first one's size tells
+                    // how many follow, so the array is allocated once.
+                    if publishes.isEmpty { publishes.reserveCapacity(bytes.count / max(1, reader.position) + 1) }
                     publishes.append((publish, reader.position - publish.payload.count))
                 } while !reader.isAtEnd
                 return .success(publishes)

@@ -30,7 +30,12 @@ final class PublishRouter {  // guarded by: the replication thread
         var term: UInt64
         var origins: [Origin]
         var deadline: Int64
+        /// What the entry holds, as applying it would decode it (see `proposed`).
+        var inputs: [ProposedInput]
     }
+
+    /// A publish as proposed: the record to apply and where its payload starts in the entry.
+    typealias ProposedInput = (input: AppendInput, payloadStart: Int)
 
     private struct Forwarded {
         var input: AppendInput
@@ -154,34 +159,50 @@ final class PublishRouter {  // guarded by: the replication thread
         for (shard, items) in batches {
             var entries: [[UInt8]] = []
             var origins: [[Origin]] = []
+            var inputs: [[ProposedInput]] = []
             // Sized for the cycle's publishes up front: growing from small by doubling
             // copied each ~100 KiB entry about twice over.
             let capacity = min(Self.entryBytesMax, items.reduce(0) { $0 + $1.0.payload.count + $1.0.channel.utf8.count + 32 })
             var writer = ByteWriter(capacity: capacity)
             var packed: [Origin] = []
+            var packedInputs: [ProposedInput] = []
+            packed.reserveCapacity(items.count)
+            packedInputs.reserveCapacity(items.count)
             for (publish, origin) in items {
                 if !packed.isEmpty && writer.count + publish.payload.count + 64 > Self.entryBytesMax {
                     entries.append(writer.finish())
                     origins.append(packed)
+                    inputs.append(packedInputs)
                     writer = ByteWriter(capacity: capacity)
                     packed = []
+                    packedInputs = []
                 }
-                publish.encode(into: &writer)
+                let payloadStart = publish.encodeInEntry(&writer)
                 packed.append(origin)
+                packedInputs.append((publish.input, payloadStart))
             }
             entries.append(writer.finish())
             origins.append(packed)
+            inputs.append(packedInputs)
             let before = host.groups[shard]!.raft.lastIndex
             if host.groups[shard]!.raft.propose(batch: entries) {
                 let term = host.groups[shard]!.raft.term
                 for (offset, list) in origins.enumerated() {
                     pending[shard, default: [:]][before + 1 + UInt64(offset)] = Pending(
-                        term: term, origins: list, deadline: now + context.resolveWaitMs)
+                        term: term, origins: list, deadline: now + context.resolveWaitMs, inputs: inputs[offset])
                 }
             } else {
                 for item in items { route(item.0.input, item.1, attempts: 1, host: host, now: now) }
             }
         }
+    }
+
+    /// The publishes this leader proposed at (`shard`, `index`) in `term`, still pending:
+    /// exactly what that entry holds (an index and term name one entry), so applying it
+    /// need not decode and copy back what was encoded here. Nil when not known here.
+    func proposed(shard: Int, index: UInt64, term: UInt64) -> [ProposedInput]? {
+        guard let entry = pending[shard]?[index], entry.term == term, !entry.inputs.isEmpty else { return nil }
+        return entry.inputs
     }
 
     /// The entry at (`shard`, `index`) of `term` was applied with `outcomes`, one per

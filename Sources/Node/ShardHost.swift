@@ -322,12 +322,21 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 appliedThrough[shard] = entry.index
                 guard entry.kind == .normal, !entry.data.isEmpty else { continue }
                 if shard == ShardContext.controllerShard { controllerEntries.append(entry); continue }
-                guard let publishes = try? ReplicatedPublish.decodeEntry(entry.data) else {
+                let publishes: [PublishRouter.ProposedInput]
+                if let own = router.proposed(shard: shard, index: entry.index, term: entry.term) {
+                    publishes = own
+                } else if let decoded = try? ReplicatedPublish.decodeEntry(entry.data) {
+                    publishes = decoded.map { ($0.publish.input, $0.payloadStart) }
+                } else {
                     context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
                     continue
                 }
+                if apply.isEmpty {
+                    apply.reserveCapacity(publishes.count)
+                    applyPositions.reserveCapacity(publishes.count)
+                }
                 for (position, item) in publishes.enumerated() {
-                    var input = item.publish.input
+                    var input = item.input
                     // The channel record points into this entry instead of copying its payload.
                     input.reference = PayloadReference(shard: shard, index: entry.index, skip: item.payloadStart)
                     apply.append(input)

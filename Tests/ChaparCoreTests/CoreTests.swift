@@ -24,6 +24,22 @@ import Testing
         }
     }
 
+    @Test func bytesAreCopiedOutWhole() throws {
+        let bytes = (0..<300).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        func readAll(_ raw: UnsafeRawBufferPointer) throws -> [[UInt8]] {
+            var reader = ByteReader(raw)
+            let parts = [try reader.readBytes(0, "empty"), try reader.readBytes(1, "one"), try reader.readBytes(299, "rest")]
+            try reader.expectEnd()
+            return parts
+        }
+        let parts = try bytes.withUnsafeBytes { try readAll($0) }
+        #expect(parts == [[], [bytes[0]], Array(bytes[1...])])
+        bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(raw, position: 300)
+            #expect(throws: DecodeFailure.truncated(field: "more")) { try reader.readBytes(1, "more") }
+        }
+    }
+
     @Test func truncatedFieldIsReportedByName() {
         [UInt8(0), 5, 1].withUnsafeBytes { raw in
             var reader = ByteReader(raw)
@@ -73,6 +89,12 @@ import Testing
         #expect(validate("has space") == .failure(.forbiddenCharacter(0x20)), "a refused name is never remembered")
         #expect(validate("") == .failure(.empty))
         #expect(validate("new") == .success("new"))
+        // Longer than a word: compared eight bytes at a time, then the tail.
+        #expect(validate("orders.eu-west.1234567") == .success("orders.eu-west.1234567"))
+        #expect(validate("orders.eu-west.1234568") == .success("orders.eu-west.1234568"))
+        #expect(validate("orders.eu-west.1234567") == .success("orders.eu-west.1234567"))
+        #expect(validate("orders.eX-west.1234567") == .success("orders.eX-west.1234567"))
+        #expect(validate("orders.eu-west.12345678") == .success("orders.eu-west.12345678"))
     }
 }
 

@@ -40,6 +40,12 @@ import Testing
         let decoded = try ReplicatedPublish.decodeEntry(entry)
         #expect(decoded.map(\.publish) == publishes)
         #expect(Array(entry[decoded[0].payloadStart..<decoded[0].payloadStart + 3]) == [1, 2, 3])
+        // A leader applies what it proposed without decoding it: the starts it noted while
+        // encoding must be the ones a follower decodes.
+        var writer = ByteWriter()
+        let starts = publishes.map { $0.encodeInEntry(&writer) }
+        #expect(writer.finish() == entry)
+        #expect(starts == decoded.map(\.payloadStart))
         for bad in ["a b", ""] {
             let damaged = ReplicatedPublish(channel: bad, producer: nil, timestamp: 1, payload: [9]).encoded
             #expect(throws: DecodeFailure.self) { _ = try ReplicatedPublish.decodeEntry(damaged) }
