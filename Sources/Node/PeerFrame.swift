@@ -322,8 +322,8 @@ struct ReplicatedPublish: Equatable {
     }
 
     /// Decodes one publish; `names` spares validating again a channel named by the same
-    /// bytes as the one before (an entry's publishes mostly share one channel, and every
-    /// replica decodes every publish it applies).
+    /// bytes as the one before (an entry's publishes mostly share one channel, and a
+    /// follower decodes every publish it applies).
     static func decode(_ reader: inout ByteReader, names: inout RecentChannelName) throws(DecodeFailure) -> ReplicatedPublish {
         let timestamp = try reader.readInt64("timestamp")
         let channel: String
