@@ -72,7 +72,7 @@ public struct ByteReader {
         let slice = try readSlice(count, field)
         // One memcpy into storage of the exact size: the generic sequence copy walked bytes.
         return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if let destination = buffer.baseAddress, let source = slice.baseAddress { destination.update(from: source.assumingMemoryBound(to: UInt8.self), count: count) }
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: slice)
             initialized = count
         }
     }

@@ -43,21 +43,21 @@ public struct ByteWriter: Sendable {
         storage.append(contentsOf: data)
     }
 
-    /// Writes a u8 length then the storage. The caller MUST have checked `data.count <= 255`.
+    /// Writes a u8 length then the bytes. The caller MUST have checked `data.count <= 255`.
     @inlinable public mutating func writeShortBytes<C: Collection>(_ data: C) where C.Element == UInt8 {
         precondition(data.count <= Int(UInt8.max), "short field longer than 255 bytes")
         write(UInt8(data.count))
         storage.append(contentsOf: data)
     }
 
-    /// Writes a u16 length then the storage. The caller MUST have checked `data.count <= 65535`.
+    /// Writes a u16 length then the bytes. The caller MUST have checked `data.count <= 65535`.
     @inlinable public mutating func writeMediumBytes<C: Collection>(_ data: C) where C.Element == UInt8 {
         precondition(data.count <= Int(UInt16.max), "medium field longer than 65535 bytes")
         write(UInt16(data.count))
         storage.append(contentsOf: data)
     }
 
-    /// Writes a u32 length then the storage.
+    /// Writes a u32 length then the bytes.
     @inlinable public mutating func writeLongBytes<C: Collection>(_ data: C) where C.Element == UInt8 {
         precondition(data.count <= Int(UInt32.max), "long field longer than 4 GiB")
         write(UInt32(data.count))
