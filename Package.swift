@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "LoadSim", dependencies: ["ChaparCore", "Wire", "Transport"], swiftSettings: strict),
 
         // Executables.
-        .executableTarget(name: "chapard", dependencies: ["Node"], swiftSettings: strict),
+        .executableTarget(name: "chapard", dependencies: ["Node", "Transport"], swiftSettings: strict),
         .executableTarget(
             name: "chaparctl", dependencies: ["ChaparCore", "Client", "Auth"], path: "Tools/chaparctl",
             swiftSettings: strict),

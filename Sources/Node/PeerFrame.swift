@@ -47,11 +47,22 @@ enum PeerFrame: Equatable {
             clusterState = 8, replicaCheck = 9, replicaCheckResult = 10, channelHead = 11, channelHeadResult = 12,
             snapshotChunk = 13, snapshotAck = 14
     }
+    private var capacityHint: Int {
+        switch self {
+        case .raft(let items): 16 + items.reduce(0) { $0 + 4 + $1.encodedBytesBound }
+        case .forward(_, _, let publish): 64 + publish.payload.count + publish.channel.utf8.count
+        case .snapshotChunk(_, _, _, _, let data): 64 + data.count
+        case .clusterState(let bytes): 16 + bytes.count
+        default: 256
+        }
+    }
+
     /// Largest snapshot chunk (the sender uses 256 KiB).
     static let snapshotChunkBytesMax = 1 << 20
 
     func encoded() -> [UInt8] {
-        var writer = ByteWriter(capacity: 256)
+        // A RAFT frame may carry megabytes of entries: sized once, it is not copied as it grows.
+        var writer = ByteWriter(capacity: capacityHint)
         writer.write(UInt32(0))
         switch self {
         case .hello(let hello):

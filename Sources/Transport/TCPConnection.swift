@@ -103,13 +103,23 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
 
     // MARK: Output
 
-    /// Queues bytes; consecutive small sends are coalesced into one buffer.
+    /// Queues bytes; consecutive small sends are coalesced into one buffer. A large one is
+    /// queued on its own: copied into the coalescing buffer it would be copied twice, and
+    /// would grow that buffer past what it keeps between flushes.
     public func send(_ bytes: [UInt8]) {
         guard !isClosed, !closeWhenFlushed else { return }
-        small.append(contentsOf: bytes)
+        if bytes.count >= Self.ownSliceBytes {
+            sealSmall()
+            queue.append(OutboundSlice(SharedBytes(bytes)))
+        } else {
+            small.append(contentsOf: bytes)
+        }
         outboundBytes += bytes.count
         scheduleFlush()
     }
+
+    /// From this size, `send` queues bytes as a slice of their own.
+    static let ownSliceBytes = 16 << 10
 
     public func send(appending write: (inout [UInt8]) -> Void) {
         guard !isClosed, !closeWhenFlushed else { return }

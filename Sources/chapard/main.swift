@@ -1,4 +1,5 @@
 import Node
+import Transport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,7 @@ sigaddset(&signals, SIGTERM)
 sigaddset(&signals, SIGINT)
 pthread_sigmask(SIG_BLOCK, &signals, nil)
 signal(SIGPIPE, SIG_IGN)
+ProcessMemory.keepFreedBuffers()
 
 let config: NodeConfig
 do {

@@ -21,6 +21,12 @@ import Testing
     }
 }
 
+@Suite struct ProcessMemoryTests {
+    @Test func mallocAcceptsTheSettings() {
+        #expect(ProcessMemory.keepFreedBuffers())
+    }
+}
+
 @Suite struct SocketAddressTests {
     @Test func parsesIPv4IPv6AndLocalhost() throws {
         #expect(try SocketAddress(parsing: "127.0.0.5:4600") == SocketAddress(host: "127.0.0.5", port: 4600))
@@ -57,17 +63,7 @@ import Testing
         defer { group.shutdown() }
         let loop = group.loops[0]
         let echo = EchoServer()
-        let address = try group.sync { () -> Result<SocketAddress, SystemError> in
-            do throws(SystemError) {
-                let listener = try TCPListener(address: SocketAddress(host: "127.0.0.1", port: 0), loop: loop) { fd, peer in
-                    guard let connection = try? TCPConnection(fd: fd, loop: loop, peer: peer) else { return }
-                    connection.delegate = echo
-                    echo.connections.append(connection)
-                }
-                echo.listener = listener
-                return .success(listener.address)
-            } catch { return .failure(error) }
-        }.get()
+        let address = try listen(group: group, loop: loop, serving: echo)
         let fd = try connectTCP(to: address)
         defer { close(fd) }
         let message = Array("ping through epoll".utf8)
@@ -83,10 +79,80 @@ import Testing
         }
         #expect(received == message)
     }
+
+    /// Large sends go out as slices of their own, small ones coalesced: in one loop turn,
+    /// mixed, they must still reach the peer whole and in order.
+    @Test func largeAndSmallSendsKeepTheirOrder() throws {
+        let group = try EventLoopGroup(count: 1, name: "test-tcp-mix")
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let large = TCPConnection.ownSliceBytes
+        let parts: [[UInt8]] = [
+            [UInt8](repeating: 1, count: 10), [UInt8](repeating: 2, count: large),
+            [UInt8](repeating: 3, count: 300), [UInt8](repeating: 4, count: large * 3 + 17),
+            [UInt8](repeating: 5, count: large - 1), [UInt8](repeating: 6, count: 5),
+        ]
+        let server = ScriptedSender(parts: parts)
+        let address = try listen(group: group, loop: loop, serving: server)
+        let fd = try connectTCP(to: address)
+        defer { close(fd) }
+        var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        _ = poll(&poller, 1, 5000)
+        var go: UInt8 = 0
+        #expect(send(fd, &go, 1, 0) == 1)
+        let expected = parts.flatMap { $0 }
+        var received: [UInt8] = []
+        let deadline = Date().addingTimeInterval(10)
+        while received.count < expected.count && Date() < deadline {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 { received += buffer[..<count] } else { usleep(1000) }
+        }
+        #expect(received == expected)
+    }
+}
+
+/// A loopback listener whose connections `server` serves; its address.
+func listen(group: EventLoopGroup, loop: EventLoop, serving server: some TestServer) throws -> SocketAddress {
+    try group.sync { () -> Result<SocketAddress, SystemError> in
+        do throws(SystemError) {
+            let listener = try TCPListener(address: SocketAddress(host: "127.0.0.1", port: 0), loop: loop) { fd, peer in
+                guard let connection = try? TCPConnection(fd: fd, loop: loop, peer: peer) else { return }
+                connection.delegate = server
+                server.connections.append(connection)
+            }
+            server.listener = listener
+            return .success(listener.address)
+        } catch { return .failure(error) }
+    }.get()
+}
+
+protocol TestServer: ConnectionDelegate, AnyObject, Sendable {
+    var listener: TCPListener? { get set }
+    var connections: [TCPConnection] { get set }
+}
+
+/// Sends its parts, in one loop turn, when the peer sends anything.
+final class ScriptedSender: TestServer, @unchecked Sendable {  // guarded by: the test loop thread
+    var listener: TCPListener?
+    var connections: [TCPConnection] = []
+    let parts: [[UInt8]]
+
+    init(parts: [[UInt8]]) { self.parts = parts }
+
+    func connection(_ connection: ByteStream, received bytes: UnsafeRawBufferPointer) {
+        for part in parts { connection.send(part) }
+    }
+
+    func connectionWritable(_ connection: ByteStream) {}
+
+    func connectionClosed(_ connection: ByteStream, error: SystemError?) {
+        connections.removeAll { $0 === connection }
+    }
 }
 
 /// Echoes every byte back: exercises read, queued send and the end-of-turn flush.
-final class EchoServer: ConnectionDelegate, @unchecked Sendable {  // guarded by: the test loop thread
+final class EchoServer: TestServer, @unchecked Sendable {  // guarded by: the test loop thread
     var listener: TCPListener?
     var connections: [TCPConnection] = []
 

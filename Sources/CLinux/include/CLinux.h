@@ -49,6 +49,11 @@ int clinux_preallocate(int fd, off_t offset, off_t length);
 /// open(2)'s O_DIRECT flag (Glibc's Swift module leaves it out: it needs _GNU_SOURCE).
 extern const int CLINUX_O_DIRECT;
 
+/// Has malloc serve allocations below `mmap_bytes` from its heaps and keep up to
+/// `trim_bytes` of freed memory at a heap's top (mallopt M_MMAP_THRESHOLD and
+/// M_TRIM_THRESHOLD); 1 when both were set.
+int clinux_malloc_keep_freed(int mmap_bytes, int trim_bytes);
+
 /// Names the calling thread (first 15 bytes), for top and debuggers.
 void clinux_set_thread_name(const char *name);
 
