@@ -364,7 +364,7 @@ final class LoopContext {  // guarded by: loop thread
             let batch = Batch(
                 channel: request.channel, earliest: bounds.earliest,
                 head: max(bounds.head, records.last?.offset ?? 0),
-                records: records.map { Record(offset: $0.offset, timestamp: $0.timestamp, payload: $0.payload) })
+                records: records.map { Record(offset: $0.offset, timestamp: $0.timestamp, payload: Array($0.payload)) })
             session.send(.batch(batch), correlation: correlation)
         } catch {
             let code: ErrorCode

@@ -299,7 +299,19 @@ struct ReplicatedPublish: Equatable {
     var channel: String
     var producer: ProducerStamp?
     var timestamp: Int64
-    var payload: [UInt8]
+    /// Decoded from a Raft entry, a slice of that entry's bytes (not copied out).
+    var payload: ArraySlice<UInt8>
+
+    init(channel: String, producer: ProducerStamp?, timestamp: Int64, payload: ArraySlice<UInt8>) {
+        self.channel = channel
+        self.producer = producer
+        self.timestamp = timestamp
+        self.payload = payload
+    }
+
+    init(channel: String, producer: ProducerStamp?, timestamp: Int64, payload: [UInt8]) {
+        self.init(channel: channel, producer: producer, timestamp: timestamp, payload: payload[...])
+    }
 
     func encode(into writer: inout ByteWriter) {
         writer.write(timestamp)
@@ -336,6 +348,14 @@ struct ReplicatedPublish: Equatable {
     /// bytes as the one before (an entry's publishes mostly share one channel, and a
     /// follower decodes every publish it applies).
     static func decode(_ reader: inout ByteReader, names: inout RecentChannelName) throws(DecodeFailure) -> ReplicatedPublish {
+        try decode(&reader, names: &names, in: nil)
+    }
+
+    /// `source`, when given, holds the bytes `reader` reads: the payload is then a slice
+    /// of it instead of a copy.
+    private static func decode(
+        _ reader: inout ByteReader, names: inout RecentChannelName, in source: [UInt8]?
+    ) throws(DecodeFailure) -> ReplicatedPublish {
         let timestamp = try reader.readInt64("timestamp")
         let channel: String
         switch names.validate(try reader.readSlice(Int(try reader.readUInt8("channel")), "channel")) {
@@ -348,7 +368,16 @@ struct ReplicatedPublish: Equatable {
         case 1: producer = ProducerStamp(id: try reader.readUInt64("producer id"), sequence: try reader.readUInt64("sequence"))
         default: throw .invalid(field: "producer flag", reason: "must be 0 or 1")
         }
-        let payload = try reader.readLongBytes("payload", max: Limits.payloadBytesMax)
+        let payload: ArraySlice<UInt8>
+        if let source {
+            let count = Int(try reader.readUInt32("payload"))
+            if count > Limits.payloadBytesMax { throw .invalid(field: "payload", reason: "length \(count) exceeds \(Limits.payloadBytesMax)") }
+            let start = reader.position
+            _ = try reader.readSlice(count, "payload")
+            payload = source[start..<start + count]
+        } else {
+            payload = try reader.readLongBytes("payload", max: Limits.payloadBytesMax)[...]
+        }
         return ReplicatedPublish(channel: channel, producer: producer, timestamp: timestamp, payload: payload)
     }
 
@@ -362,7 +391,7 @@ struct ReplicatedPublish: Equatable {
                 var publishes: [Item] = []
                 var names = RecentChannelName()
                 repeat {
-                    let publish = try decode(&reader, names: &names)
+                    let publish = try decode(&reader, names: &names, in: bytes)
                     // An entry's publishes are mostly alike: the first one's size tells
                     // how many follow, so the array is allocated once.
                     if publishes.isEmpty { publishes.reserveCapacity(bytes.count / max(1, reader.position) + 1) }

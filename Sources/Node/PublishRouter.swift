@@ -75,8 +75,9 @@ final class PublishRouter {  // guarded by: the replication thread
         return settled
     }
 
-    func route(_ items: [(AppendInput, Origin)], host: ShardHost, now: Int64) {
-        for (input, origin) in items { route(input, origin, attempts: 0, host: host, now: now) }
+    /// Client publishes, in arrival order (taken as they are: no array of origins built).
+    func route(local items: [(AppendInput, PublishTicket)], host: ShardHost, now: Int64) {
+        for (input, ticket) in items { route(input, .local(ticket), attempts: 0, host: host, now: now) }
     }
 
     private func route(_ input: AppendInput, _ origin: Origin, attempts: Int, host: ShardHost, now: Int64) {

@@ -141,7 +141,9 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         guard !items.isEmpty else { return true }
         let accepted = inbox.withLock { box -> Bool in
             if box.stopping { return false }
-            box.publishes.append(contentsOf: items)
+            // Usually the replication thread took the last batch already: the array is
+            // handed over whole instead of copied element by element.
+            if box.publishes.isEmpty { box.publishes = items } else { box.publishes.append(contentsOf: items) }
             return true
         }
         if accepted { wake.signal() }
@@ -280,7 +282,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
             takeClusterInputs(taken, now: now)
             takeHeadRequests(taken, now: now)
-            router.route(taken.publishes.map { ($0.0, .local($0.1)) }, host: self, now: now)
+            router.route(local: taken.publishes, host: self, now: now)
             router.retryWaiting(host: self, now: now)
             router.proposeQueued(host: self, now: now)
             cycle(now: now)

@@ -4,7 +4,9 @@ import ChaparCore
 public struct AppendInput: Sendable {
     public var channel: String
     public var producer: ProducerStamp?
-    public var payload: [UInt8]
+    /// A slice, so a follower's publishes can share the bytes of the Raft entry they were
+    /// decoded from instead of each copying its payload out.
+    public var payload: ArraySlice<UInt8>
     /// Wall time (ms) to stamp the record with; nil: the time of the commit. Replicas
     /// apply the timestamp the leader chose, so every copy of a record is identical.
     public var timestamp: Int64?
@@ -13,6 +15,11 @@ public struct AppendInput: Sendable {
     public var reference: PayloadReference?
 
     public init(channel: String, producer: ProducerStamp?, payload: [UInt8], timestamp: Int64? = nil,
+                reference: PayloadReference? = nil) {
+        self.init(channel: channel, producer: producer, payload: payload[...], timestamp: timestamp, reference: reference)
+    }
+
+    public init(channel: String, producer: ProducerStamp?, payload: ArraySlice<UInt8>, timestamp: Int64? = nil,
                 reference: PayloadReference? = nil) {
         self.channel = channel
         self.producer = producer

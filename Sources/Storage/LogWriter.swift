@@ -184,7 +184,7 @@ final class LogWriter {
     /// Adds a record to the run being built, first writing that run out when the record
     /// cannot continue it (another entry, not the next offset, or the run is full).
     func extend(_ run: inout RecordRun.Builder?, channelId: Int64, offset: UInt64, timestamp: Int64, crc: UInt32,
-                payload: [UInt8], reference: PayloadReference?) throws(StorageError) {
+                payload: ArraySlice<UInt8>, reference: PayloadReference?) throws(StorageError) {
         if run?.accepts(offset: offset, reference: reference, size: payload.count) != true {
             if let pending = run { try insert(pending) }
             run = RecordRun.Builder(channelId: channelId, first: offset, reference: reference)

@@ -89,7 +89,7 @@ enum RecordRun {
         }
 
         /// Adds a record: the first of the run, or one `accepts` allowed.
-        mutating func append(timestamp: Int64, crc: UInt32, payload: [UInt8], reference: PayloadReference?) {
+        mutating func append(timestamp: Int64, crc: UInt32, payload: ArraySlice<UInt8>, reference: PayloadReference?) {
             let start = reference?.skip ?? end
             RecordRun.appendSlot(to: &records, timestamp: timestamp, crc: crc, size: payload.count, gap: start - end)
             if reference == nil { inline.append(contentsOf: payload) }

@@ -5,9 +5,14 @@ public struct StoredRecord: Equatable, Sendable {
     public var offset: UInt64
     /// Milliseconds since the Unix epoch; never decreases within a channel.
     public var timestamp: Int64
-    public var payload: [UInt8]
+    /// A slice: a record applied from a Raft entry shares that entry's bytes.
+    public var payload: ArraySlice<UInt8>
 
     public init(offset: UInt64, timestamp: Int64, payload: [UInt8]) {
+        self.init(offset: offset, timestamp: timestamp, payload: payload[...])
+    }
+
+    public init(offset: UInt64, timestamp: Int64, payload: ArraySlice<UInt8>) {
         self.offset = offset
         self.timestamp = timestamp
         self.payload = payload

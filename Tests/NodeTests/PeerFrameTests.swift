@@ -40,6 +40,10 @@ import Testing
         let decoded = try ReplicatedPublish.decodeEntry(entry)
         #expect(decoded.map(\.publish) == publishes)
         #expect(Array(entry[decoded[0].payloadStart..<decoded[0].payloadStart + 3]) == [1, 2, 3])
+        // Payloads are slices of the entry, not copies: their indices are the entry's.
+        #expect(decoded.allSatisfy { $0.publish.payload.startIndex == $0.payloadStart })
+        // A payload length running past the entry's end is refused, not sliced.
+        #expect(throws: DecodeFailure.self) { _ = try ReplicatedPublish.decodeEntry(Array(entry.dropLast())) }
         // A leader applies what it proposed without decoding it: the starts it noted while
         // encoding must be the ones a follower decodes.
         var writer = ByteWriter()

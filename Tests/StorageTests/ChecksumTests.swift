@@ -1,3 +1,4 @@
+import ChaparCore
 import Testing
 @testable import Storage
 
@@ -20,6 +21,26 @@ import Testing
                     UnsafeRawBufferPointer(rebasing: bytes[cut...]))
             }
             #expect(partial == whole, "cut at \(cut)")
+        }
+    }
+
+    /// The lanes path (three chains joined by table) against the byte-at-a-time table, at
+    /// every length around the lane boundaries, from unaligned starts and running CRCs.
+    @Test func fastPathMatchesTheTable() {
+        var random = SeededRandom(seed: 0xC5C3)
+        let data = (0..<60_000).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        var lengths = Array(0...64) + [1_023, 1_024, 1_052, 60_000 - 7]
+        for lane in [336, 4_096] {
+            for multiple in 1...4 { lengths += ((lane * 3 * multiple - 9)...(lane * 3 * multiple + 9)).map { $0 } }
+        }
+        for _ in 0..<200 { lengths.append(Int(random.next() % 59_000)) }
+        data.withUnsafeBytes { bytes in
+            for length in lengths {
+                let start = Int(random.next() % 7)
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
+                let seed = UInt32(truncatingIfNeeded: random.next())
+                #expect(Checksum.crc32c(seed, slice) == Checksum.crc32cPortable(seed, slice), "length \(length) from \(start)")
+            }
         }
     }
 }

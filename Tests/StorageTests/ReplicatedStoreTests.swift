@@ -56,7 +56,7 @@ import Testing
             persist: [RaftPersist(shard: 2, hardState: (term: 1, vote: nil, commit: 1, repairing: nil), entries: raft)],
             apply: inputs, appliedThrough: [2: 1], now: 7)
         let reader = try DataDirectory.readerFor(temp.path)
-        #expect(try reader.read("news", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload)
+        #expect(try reader.read("news", from: 1, maxMessages: 10, maxBytes: 1 << 20).map { Array($0.payload) }
             == [Array("hello".utf8), Array("world!".utf8)])
         let db = try Database(path: temp.path + "/" + Schema.fileName, readOnly: true)
         #expect(try db.scalarText("SELECT sum(length(payload)) FROM record_runs") == "0", "no second copy")

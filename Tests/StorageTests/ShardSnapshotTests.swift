@@ -55,7 +55,7 @@ import Testing
         #expect(loaded.state.snapshotIndex == 3 && loaded.state.snapshotTerm == 1)
         #expect(loaded.lastApplied?.index == 7)
         let reader = try DataDirectory.readerFor(temp.path)
-        #expect(try reader.read("b", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == ["m4", "m5", "m6"].map { Array($0.utf8) })
+        #expect(try reader.read("b", from: 1, maxMessages: 10, maxBytes: 1 << 20).map { Array($0.payload) } == ["m4", "m5", "m6"].map { Array($0.utf8) })
     }
 
     @Test func aSnapshotCarriesTheShardToAnotherStore() throws {
@@ -81,7 +81,7 @@ import Testing
                 _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging], stagingBytesMax: 1, now: 2)
                 copies += 1
                 #expect(store.channelBounds() == ["a": ChannelBounds(earliest: 1, head: 1)])
-                #expect(try DataDirectory.readerFor(target.path).read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == [Array("stale".utf8)])
+                #expect(try DataDirectory.readerFor(target.path).read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map { Array($0.payload) } == [Array("stale".utf8)])
             }
             #expect(staging.failure == nil && copies >= 6, "\(copies) copies")
             _ = try store.commit(
@@ -102,7 +102,7 @@ import Testing
         #expect(loaded.lastApplied?.index == 7 && loaded.lastApplied?.term == 1)
         #expect(loaded.configuration?.data == [1, 0, 0, 0, 0, 0, 0, 0, 1])
         let reader = try DataDirectory.readerFor(target.path)
-        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == ["m1", "m2", "m3"].map { Array($0.utf8) })
+        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map { Array($0.payload) } == ["m1", "m2", "m3"].map { Array($0.utf8) })
         #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.timestamp) == [101, 102, 103])
     }
 
@@ -153,7 +153,7 @@ import Testing
                              apply: [input], appliedThrough: [2: 1], now: 1)
         let reader = try DataDirectory.readerFor(target.path)
         let expected = ["m1", "m2", "m3"].map { Array($0.utf8) }
-        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == [expected[0]])
+        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map { Array($0.payload) } == [expected[0]])
         let staging = try store.beginStaging(path: path, owns: { _ in true }, controller: false)
         while !staging.isComplete {
             _ = try store.commit(persist: [], apply: [], appliedThrough: [:], staging: [staging], stagingBytesMax: 1 << 20, now: 2)
@@ -161,9 +161,9 @@ import Testing
         _ = try store.commit(
             persist: [RaftPersist(shard: 2, hardState: (term: 2, vote: nil, commit: 7, repairing: nil), entries: [])], apply: [],
             appliedThrough: [:], installs: [SnapshotInstall(staging: staging)], now: 2)
-        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == expected)
+        #expect(try reader.read("a", from: 1, maxMessages: 10, maxBytes: 1 << 20).map { Array($0.payload) } == expected)
         #expect(try store.collectDropped(rowsMax: 100) == 1)
-        #expect(try reader.read("a", from: 2, maxMessages: 10, maxBytes: 1 << 20).map(\.payload) == Array(expected[1...]))
+        #expect(try reader.read("a", from: 2, maxMessages: 10, maxBytes: 1 << 20).map { Array($0.payload) } == Array(expected[1...]))
         #expect(try reader.bounds("a") == ChannelBounds(earliest: 1, head: 3))
     }
 
