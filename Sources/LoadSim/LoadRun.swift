@@ -97,14 +97,15 @@ public final class LoadRun {
             }
             report.drain.merge(merged)
             if merged.delivered > 0 || merged.acked > 0 || inflight > 0 { quietSince = MonotonicClock.nowMs() }
-            if MonotonicClock.nowMs() - quietSince >= 1000 { break }
+            guard MonotonicClock.nowMs() - quietSince >= 1000 else { continue }
+            // Quiet, but a subscriber with history to resume from may still be between a
+            // subscription the server ended and the one that replaces it: it is owed
+            // what was acknowledged until the drain limit, not only for a quiet second.
+            if !report.supportsHistory || !owes(acked: ackedMax(workers, group), workers, group) { break }
         }
 
         // The oracle: highest acknowledged position per stream, then what each subscriber lacks.
-        var acked: [ChannelPublisher: UInt64] = [:]
-        for (index, worker) in workers.enumerated() {
-            for (key, value) in group.sync(on: index, { worker.ackedMax }) { acked[key] = max(acked[key] ?? 0, value) }
-        }
+        let acked = ackedMax(workers, group)
         let ackedSnapshot = acked
         for (index, worker) in workers.enumerated() {
             let (violations, notes) = group.sync(on: index) { () -> (Violations, [String]) in
@@ -116,6 +117,19 @@ public final class LoadRun {
         }
         for (index, worker) in workers.enumerated() { group.sync(on: index) { worker.closeAll() } }
         return report
+    }
+
+    /// The highest acknowledged position per (channel, publisher), over every worker.
+    private func ackedMax(_ workers: [Worker], _ group: EventLoopGroup) -> [ChannelPublisher: UInt64] {
+        var acked: [ChannelPublisher: UInt64] = [:]
+        for (index, worker) in workers.enumerated() {
+            for (key, value) in group.sync(on: index, { worker.ackedMax }) { acked[key] = max(acked[key] ?? 0, value) }
+        }
+        return acked
+    }
+
+    private func owes(acked: [ChannelPublisher: UInt64], _ workers: [Worker], _ group: EventLoopGroup) -> Bool {
+        workers.enumerated().contains { index, worker in group.sync(on: index) { worker.oracle.owes(acked: acked) } }
     }
 
     static func cpuSeconds() -> Double {

@@ -119,6 +119,14 @@ public struct Oracle: Sendable {
         for key in tracks.keys where key.subscriber == subscriber && key.channel == channel { tracks[key] = nil }
     }
 
+    /// Whether some stream still lacks an acknowledged position (what `settle` would count).
+    public func owes(acked: [ChannelPublisher: UInt64]) -> Bool {
+        tracks.contains { key, track in
+            guard let top = acked[ChannelPublisher(channel: key.channel, publisher: key.publisher)] else { return false }
+            return top > track.last && top >= track.start
+        }
+    }
+
     /// Counts acknowledged positions beyond what each stream delivered. `acked` gives the
     /// highest acknowledged position per (channel, publisher); a stream owes every
     /// position from its start up to that.

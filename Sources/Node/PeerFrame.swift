@@ -381,10 +381,16 @@ struct ReplicatedPublish: Equatable {
         return ReplicatedPublish(channel: channel, producer: producer, timestamp: timestamp, payload: payload)
     }
 
+    /// One publish of an entry and where its payload starts in the entry's bytes.
+    struct Decoded {
+        var publish: ReplicatedPublish
+        var payloadStart: Int
+    }
+
     /// An entry's publishes (one or more, back to back), each with where its payload
     /// starts in `bytes` (so a channel record can point at it instead of copying it).
-    static func decodeEntry(_ bytes: [UInt8]) throws(DecodeFailure) -> [(publish: ReplicatedPublish, payloadStart: Int)] {
-        typealias Item = (publish: ReplicatedPublish, payloadStart: Int)
+    static func decodeEntry(_ bytes: [UInt8]) throws(DecodeFailure) -> [Decoded] {
+        typealias Item = Decoded
         let result = bytes.withUnsafeBytes { raw -> Result<[Item], DecodeFailure> in
             do throws(DecodeFailure) {
                 var reader = ByteReader(raw)
@@ -395,7 +401,7 @@ struct ReplicatedPublish: Equatable {
                     // An entry's publishes are mostly alike: the first one's size tells
                     // how many follow, so the array is allocated once.
                     if publishes.isEmpty { publishes.reserveCapacity(bytes.count / max(1, reader.position) + 1) }
-                    publishes.append((publish, reader.position - publish.payload.count))
+                    publishes.append(Decoded(publish: publish, payloadStart: reader.position - publish.payload.count))
                 } while !reader.isAtEnd
                 return .success(publishes)
             } catch { return .failure(error) }

@@ -35,7 +35,18 @@ final class PublishRouter {  // guarded by: the replication thread
     }
 
     /// A publish as proposed: the record to apply and where its payload starts in the entry.
-    typealias ProposedInput = (input: AppendInput, payloadStart: Int)
+    /// Structs, not tuples, on this path: arrays of tuples are copied and destroyed element
+    /// by element through the runtime's generic tuple witnesses (perf: ~10% of a leader's
+    /// replication thread).
+    struct ProposedInput {
+        var input: AppendInput
+        var payloadStart: Int
+    }
+
+    private struct Queued {
+        var publish: ReplicatedPublish
+        var origin: Origin
+    }
 
     private struct Forwarded {
         var input: AppendInput
@@ -48,7 +59,7 @@ final class PublishRouter {  // guarded by: the replication thread
 
     let context: ShardContext
     private var waiting: [Waiting] = []
-    private var queued: [Int: [(ReplicatedPublish, Origin)]] = [:]
+    private var queued: [Int: [Queued]] = [:]
     private var pending: [Int: [UInt64: Pending]] = [:]
     private var forwarded: [UInt64: Forwarded] = [:]
     private var leaderHints: [Int: String] = [:]
@@ -87,7 +98,7 @@ final class PublishRouter {  // guarded by: the replication thread
             if group.raft.role == .leader && group.raft.transferTarget == nil {
                 let publish = ReplicatedPublish(
                     channel: input.channel, producer: input.producer, timestamp: WallClock.nowMs(), payload: input.payload)
-                queued[shard, default: []].append((publish, origin))
+                queued[shard, default: []].append(Queued(publish: publish, origin: origin))
                 return
             }
             leaderNode = group.raft.leader.flatMap { context.name(of: $0) }
@@ -163,13 +174,14 @@ final class PublishRouter {  // guarded by: the replication thread
             var inputs: [[ProposedInput]] = []
             // Sized for the cycle's publishes up front: growing from small by doubling
             // copied each ~100 KiB entry about twice over.
-            let capacity = min(Self.entryBytesMax, items.reduce(0) { $0 + $1.0.payload.count + $1.0.channel.utf8.count + 32 })
+            let capacity = min(Self.entryBytesMax, items.reduce(0) { $0 + $1.publish.payload.count + $1.publish.channel.utf8.count + 32 })
             var writer = ByteWriter(capacity: capacity)
             var packed: [Origin] = []
             var packedInputs: [ProposedInput] = []
             packed.reserveCapacity(items.count)
             packedInputs.reserveCapacity(items.count)
-            for (publish, origin) in items {
+            for item in items {
+                let publish = item.publish
                 if !packed.isEmpty && writer.count + publish.payload.count + 64 > Self.entryBytesMax {
                     entries.append(writer.finish())
                     origins.append(packed)
@@ -179,8 +191,8 @@ final class PublishRouter {  // guarded by: the replication thread
                     packedInputs = []
                 }
                 let payloadStart = publish.encodeInEntry(&writer)
-                packed.append(origin)
-                packedInputs.append((publish.input, payloadStart))
+                packed.append(item.origin)
+                packedInputs.append(ProposedInput(input: publish.input, payloadStart: payloadStart))
             }
             entries.append(writer.finish())
             origins.append(packed)
@@ -193,7 +205,7 @@ final class PublishRouter {  // guarded by: the replication thread
                         term: term, origins: list, deadline: now + context.resolveWaitMs, inputs: inputs[offset])
                 }
             } else {
-                for item in items { route(item.0.input, item.1, attempts: 1, host: host, now: now) }
+                for item in items { route(item.publish.input, item.origin, attempts: 1, host: host, now: now) }
             }
         }
     }

@@ -328,7 +328,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 if let own = router.proposed(shard: shard, index: entry.index, term: entry.term) {
                     publishes = own
                 } else if let decoded = try? ReplicatedPublish.decodeEntry(entry.data) {
-                    publishes = decoded.map { ($0.publish.input, $0.payloadStart) }
+                    publishes = decoded.map { PublishRouter.ProposedInput(input: $0.publish.input, payloadStart: $0.payloadStart) }
                 } else {
                     context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
                     continue

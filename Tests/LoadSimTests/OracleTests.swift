@@ -41,6 +41,21 @@ import Testing
         #expect(oracle.violations.gaps == 0)
     }
 
+    /// The drain waits while a subscriber is owed acknowledged messages; owing ends when
+    /// the stream catches up, and a stream of another publisher owes nothing.
+    @Test func owedUntilTheStreamCatchesUp() {
+        var oracle = Oracle()
+        oracle.expect(key, from: 1)
+        for offset: UInt64 in 1...7 { oracle.observe(key, position: offset) }
+        let acked: [ChannelPublisher: UInt64] = [ChannelPublisher(channel: 0, publisher: 0): 9]
+        #expect(oracle.owes(acked: acked))
+        #expect(!oracle.owes(acked: [ChannelPublisher(channel: 0, publisher: 1): 9]))
+        for offset: UInt64 in 8...9 { oracle.observe(key, position: offset) }
+        #expect(!oracle.owes(acked: acked))
+        oracle.settle(acked: acked)
+        #expect(oracle.violations.lost == 0)
+    }
+
     @Test func resumeContinuesTheStream() {
         var oracle = Oracle()
         oracle.expect(key, from: 1)
