@@ -87,15 +87,46 @@ final class PublishRouter {  // guarded by: the replication thread
     }
 
     /// Client publishes, in arrival order (taken as they are: no array of origins built).
+    /// A run of publishes to one channel (the usual batch) looks its shard and leadership
+    /// up once: per publish, that hashing and copying the shard's group out of the
+    /// dictionary cost more than queueing the publish.
     func route(local items: [(AppendInput, PublishTicket)], host: ShardHost, now: Int64) {
-        for (input, ticket) in items { route(input, .local(ticket), attempts: 0, host: host, now: now) }
+        let timestamp = WallClock.nowMs()
+        var run: (channel: String, shard: Int, leads: Bool)?
+        var batch: [Queued] = []
+        func flush() {
+            guard let shard = run?.shard, !batch.isEmpty else { return }
+            queued[shard, default: []].append(contentsOf: batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+        for (input, ticket) in items {
+            if run?.channel != input.channel {
+                flush()
+                let shard = context.shard(of: input.channel)
+                run = (input.channel, shard, leads(shard, host: host))
+            }
+            if run!.leads {
+                let publish = ReplicatedPublish(
+                    channel: input.channel, producer: input.producer, timestamp: timestamp, payload: input.payload)
+                batch.append(Queued(publish: publish, origin: .local(ticket)))
+            } else {
+                route(input, .local(ticket), attempts: 0, host: host, now: now)
+            }
+        }
+        flush()
+    }
+
+    /// This node leads `shard` and may take proposals for it.
+    private func leads(_ shard: Int, host: ShardHost) -> Bool {
+        guard let raft = host.groups[shard]?.raft else { return false }
+        return raft.role == .leader && raft.transferTarget == nil
     }
 
     private func route(_ input: AppendInput, _ origin: Origin, attempts: Int, host: ShardHost, now: Int64) {
         let shard = context.shard(of: input.channel)
         var leaderNode: String?
         if let group = host.groups[shard] {
-            if group.raft.role == .leader && group.raft.transferTarget == nil {
+            if leads(shard, host: host) {
                 let publish = ReplicatedPublish(
                     channel: input.channel, producer: input.producer, timestamp: WallClock.nowMs(), payload: input.payload)
                 queued[shard, default: []].append(Queued(publish: publish, origin: origin))
