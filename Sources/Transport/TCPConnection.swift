@@ -57,7 +57,8 @@ extension ByteStream {
 /// A non-blocking TCP stream owned by one event loop.
 ///
 /// Output is queued (small frames are coalesced; shared buffers are referenced, not
-/// copied) and written with one `sendmsg` gather per loop turn. Reading stops while the
+/// copied) and written with one `sendmsg` gather per loop turn; a large send with nothing
+/// queued ahead of it is written at once instead of being copied. Reading stops while the
 /// owner pauses it, which is how back-pressure reaches the peer: its TCP window fills.
 /// A TLS stream would take this type's place behind the same delegate protocol.
 public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
@@ -104,17 +105,27 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
     // MARK: Output
 
     /// Queues bytes; consecutive small sends are coalesced into one buffer. A large one is
-    /// queued on its own: copied into the coalescing buffer it would be copied twice, and
-    /// would grow that buffer past what it keeps between flushes.
+    /// not copied into that buffer (it would be copied twice, and grow the buffer past what
+    /// it keeps between flushes): with nothing queued before it, it is written at once and
+    /// only what the socket does not take is copied; else it is queued on its own.
     public func send(_ bytes: [UInt8]) {
         guard !isClosed, !closeWhenFlushed else { return }
-        if bytes.count >= Self.ownSliceBytes {
-            sealSmall()
-            queue.append(OutboundSlice(SharedBytes(bytes)))
-        } else {
+        guard bytes.count >= Self.ownSliceBytes else {
             small.append(contentsOf: bytes)
+            outboundBytes += bytes.count
+            return scheduleFlush()
         }
-        outboundBytes += bytes.count
+        var sent = 0
+        if queueHead == queue.count && small.isEmpty {
+            // A failed write is left to the next flush, which retries it and closes on a
+            // real error: closing here would run the delegate inside its own send.
+            sent = max(0, bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) })
+            if sent == bytes.count { return }
+        } else {
+            sealSmall()
+        }
+        bytes.withUnsafeBytes { queue.append(OutboundSlice(SharedBytes(copying: UnsafeRawBufferPointer(rebasing: $0[sent...])))) }
+        outboundBytes += bytes.count - sent
         scheduleFlush()
     }
 

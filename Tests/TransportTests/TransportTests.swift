@@ -80,18 +80,20 @@ import Testing
         #expect(received == message)
     }
 
-    /// Large sends go out as slices of their own, small ones coalesced: in one loop turn,
-    /// mixed, they must still reach the peer whole and in order.
-    @Test func largeAndSmallSendsKeepTheirOrder() throws {
+    /// Large sends go out at once or as slices of their own, small ones coalesced: in one
+    /// loop turn, mixed, they must still reach the peer whole and in order — also when the
+    /// first is written straight away and more than the socket takes (8 MiB).
+    @Test(arguments: [false, true]) func largeAndSmallSendsKeepTheirOrder(largeFirst: Bool) throws {
         let group = try EventLoopGroup(count: 1, name: "test-tcp-mix")
         defer { group.shutdown() }
         let loop = group.loops[0]
         let large = TCPConnection.ownSliceBytes
-        let parts: [[UInt8]] = [
+        var parts: [[UInt8]] = [
             [UInt8](repeating: 1, count: 10), [UInt8](repeating: 2, count: large),
             [UInt8](repeating: 3, count: 300), [UInt8](repeating: 4, count: large * 3 + 17),
             [UInt8](repeating: 5, count: large - 1), [UInt8](repeating: 6, count: 5),
         ]
+        if largeFirst { parts.insert((0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }, at: 0) }
         let server = ScriptedSender(parts: parts)
         let address = try listen(group: group, loop: loop, serving: server)
         let fd = try connectTCP(to: address)
@@ -102,7 +104,7 @@ import Testing
         #expect(send(fd, &go, 1, 0) == 1)
         let expected = parts.flatMap { $0 }
         var received: [UInt8] = []
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(20)
         while received.count < expected.count && Date() < deadline {
             var buffer = [UInt8](repeating: 0, count: 65536)
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
