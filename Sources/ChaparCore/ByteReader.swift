@@ -69,11 +69,14 @@ public struct ByteReader {
     }
 
     @inlinable public mutating func readBytes(_ count: Int, _ field: String) throws(DecodeFailure) -> [UInt8] {
-        let slice = try readSlice(count, field)
-        // One memcpy into storage of the exact size: the generic sequence copy walked bytes.
-        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        Self.copied(try readSlice(count, field))
+    }
+
+    /// One memcpy into storage of the exact size: the generic sequence copy walked bytes.
+    @inlinable static func copied(_ slice: UnsafeRawBufferPointer) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: slice.count) { buffer, initialized in
             UnsafeMutableRawBufferPointer(buffer).copyMemory(from: slice)
-            initialized = count
+            initialized = slice.count
         }
     }
 
@@ -92,9 +95,17 @@ public struct ByteReader {
 
     /// Reads a u32 length then that many bytes, refusing lengths above `max`.
     @inlinable public mutating func readLongBytes(_ field: String, max: Int) throws(DecodeFailure) -> [UInt8] {
+        Self.copied(UnsafeRawBufferPointer(rebasing: base[try readLongRange(field, max: max)]))
+    }
+
+    /// Reads a u32 length and steps over that many bytes, refusing lengths above `max`:
+    /// where they lie, for a caller that slices the bytes it reads from instead of copying.
+    @inlinable public mutating func readLongRange(_ field: String, max: Int) throws(DecodeFailure) -> Range<Int> {
         let count = Int(try readUInt32(field))
         if count > max { throw .invalid(field: field, reason: "length \(count) exceeds \(max)") }
-        return try readBytes(count, field)
+        let start = cursor
+        _ = try readSlice(count, field)
+        return start..<start + count
     }
 
     /// Fails unless every byte was consumed: a frame whose inner lengths disagree

@@ -370,11 +370,7 @@ struct ReplicatedPublish: Equatable {
         }
         let payload: ArraySlice<UInt8>
         if let source {
-            let count = Int(try reader.readUInt32("payload"))
-            if count > Limits.payloadBytesMax { throw .invalid(field: "payload", reason: "length \(count) exceeds \(Limits.payloadBytesMax)") }
-            let start = reader.position
-            _ = try reader.readSlice(count, "payload")
-            payload = source[start..<start + count]
+            payload = source[try reader.readLongRange("payload", max: Limits.payloadBytesMax)]
         } else {
             payload = try reader.readLongBytes("payload", max: Limits.payloadBytesMax)[...]
         }
@@ -390,11 +386,10 @@ struct ReplicatedPublish: Equatable {
     /// An entry's publishes (one or more, back to back), each with where its payload
     /// starts in `bytes` (so a channel record can point at it instead of copying it).
     static func decodeEntry(_ bytes: [UInt8]) throws(DecodeFailure) -> [Decoded] {
-        typealias Item = Decoded
-        let result = bytes.withUnsafeBytes { raw -> Result<[Item], DecodeFailure> in
+        let result = bytes.withUnsafeBytes { raw -> Result<[Decoded], DecodeFailure> in
             do throws(DecodeFailure) {
                 var reader = ByteReader(raw)
-                var publishes: [Item] = []
+                var publishes: [Decoded] = []
                 var names = RecentChannelName()
                 repeat {
                     let publish = try decode(&reader, names: &names, in: bytes)

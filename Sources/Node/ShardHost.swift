@@ -324,25 +324,25 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 appliedThrough[shard] = entry.index
                 guard entry.kind == .normal, !entry.data.isEmpty else { continue }
                 if shard == ShardContext.controllerShard { controllerEntries.append(entry); continue }
-                let publishes: [PublishRouter.ProposedInput]
+                func add(_ input: AppendInput, payloadStart: Int, of count: Int, position: Int) {
+                    if apply.isEmpty {
+                        apply.reserveCapacity(count)
+                        applyPositions.reserveCapacity(count)
+                    }
+                    var input = input
+                    // The channel record points into this entry instead of copying its payload.
+                    input.reference = PayloadReference(shard: shard, index: entry.index, skip: payloadStart)
+                    apply.append(input)
+                    applyPositions.append((shard, entry.index, entry.term, position == count - 1))
+                }
                 if let own = router.proposed(shard: shard, index: entry.index, term: entry.term) {
-                    publishes = own
+                    for (position, item) in own.enumerated() { add(item.input, payloadStart: item.payloadStart, of: own.count, position: position) }
                 } else if let decoded = try? ReplicatedPublish.decodeEntry(entry.data) {
-                    publishes = decoded.map { PublishRouter.ProposedInput(input: $0.publish.input, payloadStart: $0.payloadStart) }
+                    for (position, item) in decoded.enumerated() {
+                        add(item.publish.input, payloadStart: item.payloadStart, of: decoded.count, position: position)
+                    }
                 } else {
                     context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
-                    continue
-                }
-                if apply.isEmpty {
-                    apply.reserveCapacity(publishes.count)
-                    applyPositions.reserveCapacity(publishes.count)
-                }
-                for (position, item) in publishes.enumerated() {
-                    var input = item.input
-                    // The channel record points into this entry instead of copying its payload.
-                    input.reference = PayloadReference(shard: shard, index: entry.index, skip: item.payloadStart)
-                    apply.append(input)
-                    applyPositions.append((shard, entry.index, entry.term, position == publishes.count - 1))
                 }
             }
         }
