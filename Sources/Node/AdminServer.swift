@@ -131,7 +131,7 @@ extension AdminServer {
 extension ShardStatus {
     var json: JSONValue {
         .object([
-            "shard": .number(Double(shard)), "replicas": .array(replicas.map { .string($0) }), "role": .string(role),
+            "shard": .number(Double(shard)), "epoch": .number(Double(epoch)), "replicas": .array(replicas.map { .string($0) }), "role": .string(role),
             "term": .number(Double(term)), "leader": .string(leader), "commit": .number(Double(commit)),
             "last_index": .number(Double(lastIndex)), "log_start": .number(Double(logStart)),
             "repairing_until": repairingUntil.map { .number(Double($0)) } ?? .null,

@@ -541,7 +541,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             let voters = raft.configuration.voters.compactMap { context.name(of: $0) }.sorted()
             let learners = raft.configuration.learners.compactMap { context.name(of: $0) }.sorted()
             return ShardStatus(
-                shard: shard, replicas: shard < map.replicas.count ? map.replicas[shard] : context.cluster.controllers,
+                shard: shard, epoch: map.epoch, replicas: shard < map.replicas.count ? map.replicas[shard] : context.cluster.controllers,
                 role: "\(raft.role)", term: raft.term,
                 leader: raft.leader.flatMap { context.name(of: $0) } ?? "", commit: raft.commit, lastIndex: raft.lastIndex,
                 repairingUntil: raft.repairingUntil, logStart: raft.snapshotIndex, voters: voters, learners: learners)

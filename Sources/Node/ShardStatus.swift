@@ -1,6 +1,9 @@
 /// One row of `GET /v1/shards`.
 struct ShardStatus: Sendable {
     var shard: Int
+    /// The shard map epoch `replicas` is from: rows are refreshed every 200 ms, so a row
+    /// may predate the map the node already adopted.
+    var epoch: UInt64
     var replicas: [String]
     var role: String
     var term: UInt64

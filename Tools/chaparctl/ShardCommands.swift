@@ -25,6 +25,8 @@ enum ShardCommands {
 
     struct ShardRow {
         var shard: Int
+        /// The map epoch the row's replicas come from (0 from a node that does not say).
+        var epoch: Int
         var replicas: [String]
         var role: String
         var term: Int
@@ -43,7 +45,8 @@ enum ShardCommands {
             guard let array = fetchJSON(admin, "/v1/shards", as: [[String: Any]].self) else { continue }
             result[admin] = array.map { object in
                 ShardRow(
-                    shard: (object["shard"] as? NSNumber)?.intValue ?? -1, replicas: object["replicas"] as? [String] ?? [],
+                    shard: (object["shard"] as? NSNumber)?.intValue ?? -1, epoch: (object["epoch"] as? NSNumber)?.intValue ?? 0,
+                    replicas: object["replicas"] as? [String] ?? [],
                     role: object["role"] as? String ?? "", term: (object["term"] as? NSNumber)?.intValue ?? 0,
                     leader: object["leader"] as? String ?? "", commit: (object["commit"] as? NSNumber)?.intValue ?? 0,
                     lastIndex: (object["last_index"] as? NSNumber)?.intValue ?? 0,

@@ -163,7 +163,8 @@ enum TopologyCommands {
 
     /// Waits until every running node knows map `epoch`, every shard's leader runs exactly
     /// the map's replicas as voters (no learners left), and replicas outside the map are
-    /// gone.
+    /// gone — judged only from shard rows of that epoch or later (a node refreshes its rows
+    /// every 200 ms, so right after adopting a map its rows still show the old one).
     static func waitForMap(epoch: Int, dir: String, seconds: Double) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         var pending = -1
@@ -188,18 +189,28 @@ enum TopologyCommands {
             shardCount = (state["shards"] as? NSNumber)?.intValue ?? 0
             nodes[admin] = state["node"] as? String ?? ""
         }
+        var rows: [String: [ShardCommands.ShardRow]] = [:]
+        for (admin, nodeRows) in ShardCommands.rows(admins) { rows[nodes[admin] ?? "", default: []] += nodeRows }
+        return unsettled(rows, shards: shardCount, epoch: epoch).count
+    }
+
+    /// The shards of `rows` (each node's shard rows, by node id) not yet settled on map
+    /// `epoch`. A row older than the epoch settles nothing: it may show the previous map's
+    /// replicas, which the leader's voters still match.
+    static func unsettled(_ rows: [String: [ShardCommands.ShardRow]], shards: Int, epoch: Int) -> [Int] {
         var leaders: [Int: ShardCommands.ShardRow] = [:]
         var stale: Set<Int> = []
-        for (admin, rows) in ShardCommands.rows(admins) {
-            for row in rows {
+        for (node, nodeRows) in rows {
+            for row in nodeRows {
+                guard row.epoch >= epoch else { stale.insert(row.shard); continue }
                 if row.role == "leader" { leaders[row.shard] = row }
-                if !row.replicas.contains(nodes[admin] ?? "") { stale.insert(row.shard) }
+                if !row.replicas.contains(node) { stale.insert(row.shard) }
             }
         }
-        return (0..<shardCount).filter { shard in
+        return (0..<shards).filter { shard in
             guard let row = leaders[shard], !stale.contains(shard) else { return true }
             return Set(row.voters) != Set(row.replicas) || !row.learners.isEmpty
-        }.count
+        }
     }
 
     /// The moves a rebalance would make now, as the controller's leader computes them.
