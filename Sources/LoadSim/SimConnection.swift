@@ -91,8 +91,7 @@ final class SimConnection: ConnectionDelegate {  // guarded by: worker loop thre
             channel: publisher.plan.channel)
         let correlation = nextCorrelation
         nextCorrelation = nextCorrelation == 0x7FFF_FFFF ? 1 : nextCorrelation + 1
-        let bytes = worker.encodePublish(codec, channel: publisher.plan.channel, size: size, stamp: stamp, correlation: correlation)
-        tcp.send(bytes)
+        tcp.send { worker.encodePublish(codec, channel: publisher.plan.channel, size: size, stamp: stamp, correlation: correlation, into: &$0) }
         publisher.inflight += 1
         publishers[index] = publisher
         if codec.supportsAcks {

@@ -139,15 +139,14 @@ final class Worker: @unchecked Sendable {  // guarded by: loop thread
         oracle.forget(subscriber: UInt32(subscriber), channel: channel)
     }
 
-    func encodePublish(_ codec: TargetCodec, channel: UInt32, size: Int, stamp: PayloadStamp, correlation: UInt32) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(size + 64)
+    /// Appends one publish frame to `bytes` (the connection's coalescing buffer: the frame
+    /// is built where it is sent from, not in an array of its own).
+    func encodePublish(_ codec: TargetCodec, channel: UInt32, size: Int, stamp: PayloadStamp, correlation: UInt32, into bytes: inout [UInt8]) {
         scratch.withUnsafeMutableBytes { raw in
             let payload = UnsafeMutableRawBufferPointer(rebasing: raw[..<size])
             stamp.write(into: payload)
             codec.publish(channelName(channel), payload: UnsafeRawBufferPointer(payload), correlation: correlation, into: &bytes)
         }
-        return bytes
     }
 
     // MARK: Publishing

@@ -157,8 +157,12 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
     private func sealSmall() {
         guard !small.isEmpty else { return }
         queue.append(OutboundSlice(SharedBytes(small)))
-        small.removeAll(keepingCapacity: small.capacity <= 4096)
+        small.removeAll(keepingCapacity: small.capacity <= Self.smallKeptBytes)
     }
+
+    /// The coalescing buffer keeps its memory between turns up to this size (a turn's
+    /// acknowledgements or publishes then need no new allocation, nor its page faults).
+    static let smallKeptBytes = 256 << 10
 
     private func scheduleFlush() {
         guard !flushScheduled else { return }
@@ -169,6 +173,21 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
     func flush() {
         flushScheduled = false
         guard !isClosed else { return }
+        if queueHead == queue.count && !small.isEmpty {
+            // Only coalesced sends this turn: written from the coalescing buffer itself, and
+            // only what the socket does not take is copied out of it.
+            let written = small.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+                close(error: .last("send"))
+                return
+            }
+            let sent = max(0, written)
+            outboundBytes -= sent
+            if sent < small.count {
+                small.withUnsafeBytes { queue.append(OutboundSlice(SharedBytes(copying: UnsafeRawBufferPointer(rebasing: $0[sent...])))) }
+            }
+            small.removeAll(keepingCapacity: small.capacity <= Self.smallKeptBytes)
+        }
         sealSmall()
         var budget = Self.flushBytesMax
         while queueHead < queue.count && budget > 0 {

@@ -1,10 +1,15 @@
 import ChaparCore
 import LoadSim
+import Transport
 #if canImport(Glibc)
 import Glibc
 #endif
 
 signal(SIGPIPE, SIG_IGN)
+// The simulator frees and reallocates each connection's turn of frames (hundreds of KiB at
+// full rate): kept by malloc, its pages are not faulted in again on every turn, CPU it
+// would otherwise take from the servers it measures on the same cores.
+ProcessMemory.keepFreedBuffers()
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let command = argv.first, !["--help", "-h", "help"].contains(command) else {
     print(Usage.main)
