@@ -9,6 +9,9 @@ final class ShardGroup {
     var raft: Raft
     /// Entries up to here reached the channel logs before the last restart.
     let appliedFloor: UInt64
+    /// The term, vote and repair bound last written to the entry log: a hard state that
+    /// differs from them only in its commit index needs no sync (`ShardHost.cycle`).
+    var loggedHard: HardStatePromises?
 
     init(shard: Int, context: ShardContext, loaded: LoadedReplica?, reader: StoredEntryReader) {
         var config = RaftConfig()
@@ -26,6 +29,7 @@ final class ShardGroup {
             HardState(term: $0.state.term, votedFor: $0.state.vote, commit: $0.state.commit, repairingUntil: $0.state.repairing)
         }
         appliedFloor = loaded?.state.applied ?? 0
+        loggedHard = loaded.map { HardStatePromises(term: $0.state.term, vote: $0.state.vote, repairing: $0.state.repairing) }
         if let damaged = loaded?.damaged {
             context.logger.warn("raft log damaged; repairing from the other replicas", [
                 "shard": "\(shard)", "from": "\(damaged.from)", "until": "\(damaged.lastStored)",
@@ -55,4 +59,12 @@ extension RaftEntry {
     init(_ stored: StoredRaftEntry) {
         self.init(term: stored.term, index: stored.index, kind: RaftEntry.Kind(rawValue: stored.kind) ?? .normal, data: stored.data)
     }
+}
+
+/// What a stored hard state promises (a term reached, a vote cast, a repair under way),
+/// unlike its commit index, which a restarted replica learns again from its leader.
+struct HardStatePromises: Equatable {
+    var term: UInt64
+    var vote: UInt64?
+    var repairing: UInt64?
 }

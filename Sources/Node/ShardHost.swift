@@ -298,6 +298,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
 
     private func cycle(now: Int64) {
         var persist: [RaftPersist] = []
+        var commitsOnly: [RaftPersist] = []
         var apply: [AppendInput] = []
         var applyPositions: [ApplyPosition] = []
         var appliedThrough: [Int: UInt64] = [:]
@@ -315,8 +316,15 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 installing.append((shard, key, meta.index))
             }
             let hard = ready.hardState.map { (term: $0.term, vote: $0.votedFor, commit: $0.commit, repairing: $0.repairingUntil) }
-            if hard != nil || !ready.entries.isEmpty {
+            let promises = hard.map { HardStatePromises(term: $0.term, vote: $0.vote, repairing: $0.repairing) }
+            if let hard, ready.entries.isEmpty, ready.snapshot == nil, promises == groups[shard]!.loggedHard {
+                // Only the commit index moved (a leader's cycle that committed, a follower's
+                // heartbeat): Raft needs it nowhere durable — a restarted replica starts from
+                // what it applied and learns the rest — so it waits for no write or sync.
+                commitsOnly.append(RaftPersist(shard: shard, hardState: hard, entries: []))
+            } else if hard != nil || !ready.entries.isEmpty {
                 persist.append(RaftPersist(shard: shard, hardState: hard, entries: ready.entries.map(StoredRaftEntry.init)))
+                if let promises { groups[shard]!.loggedHard = promises }
             }
             for entry in ready.committed {
                 // A repaired replica re-receives entries it had applied before the damage.
@@ -368,7 +376,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         reportSettled(appended: [])
         var appended: [ChannelAppend] = []
         let controller = applyController(controllerEntries)
-        if !persist.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty || !copying.isEmpty {
+        if !persist.isEmpty || !commitsOnly.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty || !copying.isEmpty {
             let startedMs = MonotonicClock.nowMs()
             defer { noteSlowWrite(since: startedMs, persisted: persist.count, applied: apply.count, installs: installs.count, copying: copying.count) }
             // Publishes are acknowledged as soon as their outcomes are decided, before this
@@ -382,7 +390,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             var afterSync: (outcomes: [AppendOutcome], positions: [ApplyPosition]) = ([], [])
             do throws(StorageError) {
                 (_, appended) = try store.commit(
-                    persist: persist, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
+                    persist: persist, commitsOnly: commitsOnly, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
                     installs: installs, staging: copying, stagingBytesMax: Self.snapshotCopyBytesPerCycle, now: WallClock.nowMs(),
                     staged: { outcomes in
                         var early: (outcomes: [AppendOutcome], positions: [ApplyPosition]) = ([], [])

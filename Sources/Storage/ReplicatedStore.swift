@@ -93,10 +93,14 @@ public final class ReplicatedStore {
     /// before the transaction commits and before this cycle's entries are synced: applying
     /// committed entries is deterministic, so what it will store is known then, but only
     /// outcomes of entries persisted by an earlier `commit` rest on durable entries.
+    /// `commitsOnly`: hard states that moved only their commit index, recorded by the
+    /// transaction alone (no entry-log write, no sync): losing one loses nothing Raft
+    /// relies on, and the entry log's older records replayed after a crash only move a
+    /// commit index back, never below the applied index kept with the records.
     /// `synced` runs once everything `persist` holds is durable (before the transaction
     /// commits, unless `installs` need that commit): promises may go out from then on.
     public func commit(
-        persist: [RaftPersist], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
+        persist: [RaftPersist], commitsOnly: [RaftPersist] = [], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
         installs: [SnapshotInstall] = [], staging: [SnapshotStaging] = [], stagingBytesMax: Int = 8 << 20, now: Int64,
         staged onStaged: ([AppendOutcome]) -> Void = { _ in }, synced onSynced: () -> Void = {}
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
@@ -112,6 +116,7 @@ public final class ReplicatedStore {
             try begin.run()
             for item in installs { try install(item) }
             for (item, entries) in zip(persist, placed) { try tables.persist(item, placed: entries) }
+            for item in commitsOnly { try tables.persist(item) }
             if !persist.isEmpty { try tables.setWatermark(entryLog.watermark) }
             // Before `stage`: copies take channel row ids, which `stage` then does not reuse.
             try copy(staging, bytesMax: stagingBytesMax)

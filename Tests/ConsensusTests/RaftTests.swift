@@ -47,6 +47,18 @@ let raftSeeds: [UInt64] = {
         #expect(reply == expected)
     }
 
+    /// A node stores its commit index lazily (a cycle that moves only the commit index does
+    /// not sync), so it may restart with a commit below what it applied: the applied prefix
+    /// (compacted) counts as committed, and nothing is applied twice.
+    @Test func aRestartWithACommitBelowTheAppliedIndexStartsFromWhatWasApplied() {
+        let raft = Raft(id: 2, voters: [1, 2, 3], seed: 1, hardState: HardState(term: 2, votedFor: 1, commit: 1),
+                        log: [RaftEntry(term: 2, index: 6, data: [6]), RaftEntry(term: 2, index: 7, data: [7])],
+                        applied: 5, compacted: (index: 5, term: 2))
+        #expect(raft.commit == 5)
+        #expect(raft.appliedIndex == 5)
+        #expect(raft.lastIndex == 7)
+    }
+
     @Test func voteGoesOnlyToAnUpToDateLogOncePerTerm() {
         var raft = Raft(id: 3, voters: [1, 2, 3], seed: 1, hardState: HardState(term: 2, votedFor: nil, commit: 0),
                         log: [RaftEntry(term: 2, index: 1, data: [])])

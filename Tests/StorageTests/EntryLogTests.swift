@@ -16,6 +16,17 @@ import Testing
         RaftPersist(shard: shard, hardState: (term: term, vote: 2, commit: commit, repairing: nil), entries: entries)
     }
 
+    /// Replaces `to`'s SQLite files with `from`'s: what SQLite holds after a power loss
+    /// that took the transactions since `from` was saved.
+    func copySQLite(from: TempDirectory, to: TempDirectory) throws {
+        try FileManager.default.createDirectory(atPath: to.path, withIntermediateDirectories: true)
+        for file in [Schema.fileName, Schema.fileName + "-wal", Schema.fileName + "-shm"] {
+            try? FileManager.default.removeItem(atPath: to.path + "/" + file)
+            if file.hasSuffix("-shm") { continue }
+            try FileManager.default.copyItem(atPath: from.path + "/" + file, toPath: to.path + "/" + file)
+        }
+    }
+
     @Test func aRecordDecodesToWhatWasWrittenAndADamagedOneDoesNot() throws {
         let item = RaftPersist(
             shard: 7, hardState: (term: 9, vote: nil, commit: 4, repairing: 12),
@@ -59,15 +70,13 @@ import Testing
     @Test func aStoreThatLostItsLastTransactionsReplaysThemFromTheLog() throws {
         let temp = TempDirectory("replay"), saved = TempDirectory("replay-saved")
         defer { temp.remove(); saved.remove() }
-        let files = [Schema.fileName, Schema.fileName + "-wal"]
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
             _ = try store.commit(
                 persist: [persist(1, term: 1, commit: 0, [entry(1, 1, "a"), entry(2, 1, "b")])],
                 apply: [], appliedThrough: [:], now: 0)
             // What SQLite holds after a power loss here: this commit and nothing later.
-            try FileManager.default.createDirectory(atPath: saved.path, withIntermediateDirectories: true)
-            for file in files { try FileManager.default.copyItem(atPath: temp.path + "/" + file, toPath: saved.path + "/" + file) }
+            try copySQLite(from: temp, to: saved)
             _ = try store.commit(
                 persist: [persist(1, term: 2, commit: 1, [entry(2, 2, "B"), entry(3, 2, "C")]),
                           persist(4, term: 1, commit: 0, [entry(1, 1, "x")])],
@@ -76,8 +85,7 @@ import Testing
                 persist: [RaftPersist(shard: 1, hardState: (term: 3, vote: nil, commit: 3, repairing: nil), entries: [])],
                 apply: [], appliedThrough: [:], now: 0)
         }
-        for file in files + [Schema.fileName + "-shm"] { try? FileManager.default.removeItem(atPath: temp.path + "/" + file) }
-        for file in files { try FileManager.default.copyItem(atPath: saved.path + "/" + file, toPath: temp.path + "/" + file) }
+        try copySQLite(from: saved, to: temp)
         let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
         let loaded = try store.load()
         #expect(loaded[1]?.state == StoredRaftState(term: 3, vote: nil, commit: 3, applied: 0))
@@ -87,6 +95,28 @@ import Testing
         // Appending goes on after the replayed records.
         _ = try store.commit(persist: [persist(4, term: 1, commit: 1, [entry(2, 1, "y")])], apply: [], appliedThrough: [:], now: 0)
         #expect(try store.entries(shard: 4, from: 1, through: 2) == [entry(1, 1, "x"), entry(2, 1, "y")])
+    }
+
+    /// A hard state that moved only its commit index is recorded by the transaction alone:
+    /// the entry log gets no record (nor a sync), and a power loss that takes SQLite's last
+    /// transaction moves the commit index back to what the log holds — Raft learns it again.
+    @Test func aCommitIndexAloneIsNotWrittenToTheLog() throws {
+        let temp = TempDirectory("commit-only"), saved = TempDirectory("commit-only-saved")
+        defer { temp.remove(); saved.remove() }
+        do {
+            let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+            _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(1, 1, "a"), entry(2, 1, "b")])], apply: [], appliedThrough: [:], now: 0)
+            try copySQLite(from: temp, to: saved)
+            let logEnd = store.entryLog.watermark
+            _ = try store.commit(persist: [], commitsOnly: [persist(1, term: 1, commit: 2, [])], apply: [], appliedThrough: [:], now: 0)
+            #expect(store.entryLog.watermark.segment == logEnd.segment && store.entryLog.watermark.offset == logEnd.offset)
+            #expect(try store.load()[1]?.state == StoredRaftState(term: 1, vote: 2, commit: 2, applied: 0))
+        }
+        try copySQLite(from: saved, to: temp)
+        let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync)
+        let loaded = try store.load()
+        #expect(loaded[1]?.state == StoredRaftState(term: 1, vote: 2, commit: 0, applied: 0))
+        #expect(loaded[1]?.entries == [entry(1, 1, "a"), entry(2, 1, "b")])
     }
 
     /// A cycle whose write never finished leaves a partial record: it is cut on open (it
@@ -145,12 +175,10 @@ import Testing
     @Test func damageBeforeALaterSegmentRefusesToOpen() throws {
         let temp = TempDirectory("damaged"), saved = TempDirectory("damaged-saved")
         defer { temp.remove(); saved.remove() }
-        let files = [Schema.fileName, Schema.fileName + "-wal"]
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 2048)
             _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [entry(1, 1, "first")])], apply: [], appliedThrough: [:], now: 0)
-            try FileManager.default.createDirectory(atPath: saved.path, withIntermediateDirectories: true)
-            for file in files { try FileManager.default.copyItem(atPath: temp.path + "/" + file, toPath: saved.path + "/" + file) }
+            try copySQLite(from: temp, to: saved)
             for index in 2...6 {
                 _ = try store.commit(
                     persist: [persist(1, term: 1, commit: 0, [entry(UInt64(index), 1, String(repeating: "d", count: 1000))])],
@@ -158,8 +186,7 @@ import Testing
             }
         }
         #expect(try EntryLog.segments(in: temp.path + "/entries").count >= 2)
-        for file in files + [Schema.fileName + "-shm"] { try? FileManager.default.removeItem(atPath: temp.path + "/" + file) }
-        for file in files { try FileManager.default.copyItem(atPath: saved.path + "/" + file, toPath: temp.path + "/" + file) }
+        try copySQLite(from: saved, to: temp)
         // One byte of the second record's body (after the watermark, in segment 1).
         let segment = EntryLog.name(1, in: temp.path + "/entries")
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
@@ -177,13 +204,11 @@ import Testing
     @Test func paddedSegmentsReplayAndAppendingContinuesInTheirLastBlock() throws {
         let temp = TempDirectory("padded"), saved = TempDirectory("padded-saved")
         defer { temp.remove(); saved.remove() }
-        let files = [Schema.fileName, Schema.fileName + "-wal"]
         let written = (1...9).map { entry(UInt64($0), 1, String(repeating: Character(UnicodeScalar(96 + $0)!), count: 300 * $0)) }
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 3000)
             _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [written[0]])], apply: [], appliedThrough: [:], now: 0)
-            try FileManager.default.createDirectory(atPath: saved.path, withIntermediateDirectories: true)
-            for file in files { try FileManager.default.copyItem(atPath: temp.path + "/" + file, toPath: saved.path + "/" + file) }
+            try copySQLite(from: temp, to: saved)
             for item in written.dropFirst() {
                 _ = try store.commit(persist: [persist(1, term: 1, commit: 0, [item])], apply: [], appliedThrough: [:], now: 0)
             }
@@ -194,8 +219,7 @@ import Testing
         for number in segments {
             #expect(try fileSize(EntryLog.name(number, in: entries)) % UInt64(DirectAppender.blockBytes) == 0, "segment \(number)")
         }
-        for file in files + [Schema.fileName + "-shm"] { try? FileManager.default.removeItem(atPath: temp.path + "/" + file) }
-        for file in files { try FileManager.default.copyItem(atPath: saved.path + "/" + file, toPath: temp.path + "/" + file) }
+        try copySQLite(from: saved, to: temp)
         do {
             let store = try ReplicatedStore(directory: try DataDirectory(path: temp.path), durability: .fsync, segmentBytesMax: 3000)
             #expect(try store.load()[1]?.entries == written)
