@@ -71,6 +71,8 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
     private var queue: [OutboundSlice] = []
     private var queueHead = 0
     private var small: [UInt8] = []
+    /// What the last turn coalesced (`clearSmall`).
+    private var smallHint = 0
     public private(set) var outboundBytes = 0
     private var writableThreshold: Int?
     private var flushScheduled = false
@@ -111,6 +113,7 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
     public func send(_ bytes: [UInt8]) {
         guard !isClosed, !closeWhenFlushed else { return }
         guard bytes.count >= Self.ownSliceBytes else {
+            if small.isEmpty { reserveSmall() }
             small.append(contentsOf: bytes)
             outboundBytes += bytes.count
             return scheduleFlush()
@@ -134,6 +137,7 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
 
     public func send(appending write: (inout [UInt8]) -> Void) {
         guard !isClosed, !closeWhenFlushed else { return }
+        if small.isEmpty { reserveSmall() }
         let before = small.count
         write(&small)
         outboundBytes += small.count - before
@@ -157,12 +161,24 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
     private func sealSmall() {
         guard !small.isEmpty else { return }
         queue.append(OutboundSlice(SharedBytes(small)))
+        clearSmall()
+    }
+
+    /// Empties the coalescing buffer, keeping its memory only when small, and remembers how
+    /// much the turn coalesced: the next turn's first send reserves that much at once, so
+    /// a turn of hundreds of frames does not regrow the buffer by doubling (copying it each
+    /// time), while an idle connection holds at most `smallKeptBytes`.
+    private func clearSmall() {
+        smallHint = min(small.count, Self.smallHintBytesMax)
         small.removeAll(keepingCapacity: small.capacity <= Self.smallKeptBytes)
     }
 
-    /// The coalescing buffer keeps its memory between turns up to this size (a turn's
-    /// acknowledgements or publishes then need no new allocation, nor its page faults).
-    static let smallKeptBytes = 256 << 10
+    private func reserveSmall() {
+        if small.capacity < smallHint { small.reserveCapacity(smallHint + smallHint / 4) }
+    }
+
+    static let smallKeptBytes = 4096
+    static let smallHintBytesMax = 4 << 20
 
     private func scheduleFlush() {
         guard !flushScheduled else { return }
@@ -186,7 +202,7 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
             if sent < small.count {
                 small.withUnsafeBytes { queue.append(OutboundSlice(SharedBytes(copying: UnsafeRawBufferPointer(rebasing: $0[sent...])))) }
             }
-            small.removeAll(keepingCapacity: small.capacity <= Self.smallKeptBytes)
+            clearSmall()
         }
         sealSmall()
         var budget = Self.flushBytesMax
