@@ -306,8 +306,12 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         var controllerEntries: [RaftEntry] = []
         var installs: [SnapshotInstall] = []
         var installing: [(shard: Int, key: SnapshotTransfers.Key, index: UInt64)] = []
-        for shard in groups.keys.sorted() {
-            let ready = groups[shard]!.raft.ready()
+        for (shard, group) in groups.sorted(by: { $0.key < $1.key }) {
+            // Most groups have nothing in most cycles (a node holds many shards, a cycle
+            // serves a few): asking first spares building and dropping an empty Ready per
+            // group per cycle (with 256 shards, `ready()` was 7–12% of the thread).
+            guard group.raft.hasReady else { continue }
+            let ready = group.raft.ready()
             guard !ready.isEmpty else { continue }
             readies[shard] = ready
             if let meta = ready.snapshot {
@@ -317,18 +321,18 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             }
             let hard = ready.hardState.map { (term: $0.term, vote: $0.votedFor, commit: $0.commit, repairing: $0.repairingUntil) }
             let promises = hard.map { HardStatePromises(term: $0.term, vote: $0.vote, repairing: $0.repairing) }
-            if let hard, ready.entries.isEmpty, ready.snapshot == nil, promises == groups[shard]!.loggedHard {
+            if let hard, ready.entries.isEmpty, ready.snapshot == nil, promises == group.loggedHard {
                 // Only the commit index moved (a leader's cycle that committed, a follower's
                 // heartbeat): Raft needs it nowhere durable — a restarted replica starts from
                 // what it applied and learns the rest — so it waits for no write or sync.
                 commitsOnly.append(RaftPersist(shard: shard, hardState: hard, entries: []))
             } else if hard != nil || !ready.entries.isEmpty {
                 persist.append(RaftPersist(shard: shard, hardState: hard, entries: ready.entries.map(StoredRaftEntry.init)))
-                if let promises { groups[shard]!.loggedHard = promises }
+                if let promises { group.loggedHard = promises }
             }
             for entry in ready.committed {
                 // A repaired replica re-receives entries it had applied before the damage.
-                guard entry.index > groups[shard]!.appliedFloor else { continue }
+                guard entry.index > group.appliedFloor else { continue }
                 appliedThrough[shard] = entry.index
                 guard entry.kind == .normal, !entry.data.isEmpty else { continue }
                 if shard == ShardContext.controllerShard { controllerEntries.append(entry); continue }
