@@ -118,18 +118,25 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
             outboundBytes += bytes.count
             return scheduleFlush()
         }
-        var sent = 0
         if queueHead == queue.count && small.isEmpty {
-            // A failed write is left to the next flush, which retries it and closes on a
-            // real error: closing here would run the delegate inside its own send.
-            sent = max(0, bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) })
-            if sent == bytes.count { return }
+            let sent = bytes.withUnsafeBytes { writeNowQueueingRest($0) }
+            outboundBytes += bytes.count - sent
         } else {
             sealSmall()
+            bytes.withUnsafeBytes { queue.append(OutboundSlice(SharedBytes(copying: $0))) }
+            outboundBytes += bytes.count
         }
-        bytes.withUnsafeBytes { queue.append(OutboundSlice(SharedBytes(copying: UnsafeRawBufferPointer(rebasing: $0[sent...])))) }
-        outboundBytes += bytes.count - sent
-        scheduleFlush()
+        if queueHead < queue.count { scheduleFlush() }
+    }
+
+    /// Writes `raw` at once (nothing may be queued ahead of it) and queues a copy of what
+    /// the socket did not take; returns how much it took. A failed write queues all of it:
+    /// the gather in `flush` retries and closes on a real error (closing here would run the
+    /// delegate inside its own send).
+    private func writeNowQueueingRest(_ raw: UnsafeRawBufferPointer) -> Int {
+        let sent = max(0, Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)))
+        if sent < raw.count { queue.append(OutboundSlice(SharedBytes(copying: UnsafeRawBufferPointer(rebasing: raw[sent...])))) }
+        return sent
     }
 
     /// From this size, `send` queues bytes as a slice of their own.
@@ -192,16 +199,7 @@ public final class TCPConnection: ByteStream, IOHandler, FlushTarget {
         if queueHead == queue.count && !small.isEmpty {
             // Only coalesced sends this turn: written from the coalescing buffer itself, and
             // only what the socket does not take is copied out of it.
-            let written = small.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if written < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                close(error: .last("send"))
-                return
-            }
-            let sent = max(0, written)
-            outboundBytes -= sent
-            if sent < small.count {
-                small.withUnsafeBytes { queue.append(OutboundSlice(SharedBytes(copying: UnsafeRawBufferPointer(rebasing: $0[sent...])))) }
-            }
+            outboundBytes -= small.withUnsafeBytes { writeNowQueueingRest($0) }
             clearSmall()
         }
         sealSmall()
