@@ -195,10 +195,13 @@ final class PublishRouter {  // guarded by: the replication thread
 
     /// Proposes what was queued for shards this node leads: each shard's publishes of this
     /// cycle packed into entries of up to `entryBytesMax` (a larger publish goes alone).
-    func proposeQueued(host: ShardHost, now: Int64) {
-        guard !queued.isEmpty else { return }
+    /// Returns the shards it proposed to.
+    @discardableResult
+    func proposeQueued(host: ShardHost, now: Int64) -> [Int] {
+        guard !queued.isEmpty else { return [] }
         let batches = queued
         queued = [:]
+        var proposed: [Int] = []
         for (shard, items) in batches {
             var entries: [[UInt8]] = []
             var origins: [[Origin]] = []
@@ -230,6 +233,7 @@ final class PublishRouter {  // guarded by: the replication thread
             inputs.append(packedInputs)
             let before = host.groups[shard]!.raft.lastIndex
             if host.groups[shard]!.raft.propose(batch: entries) {
+                proposed.append(shard)
                 let term = host.groups[shard]!.raft.term
                 for (offset, list) in origins.enumerated() {
                     pending[shard, default: [:]][before + 1 + UInt64(offset)] = Pending(
@@ -239,6 +243,7 @@ final class PublishRouter {  // guarded by: the replication thread
                 for item in items { route(item.publish.input, item.origin, attempts: 1, host: host, now: now) }
             }
         }
+        return proposed
     }
 
     /// The publishes this leader proposed at (`shard`, `index`) in `term`, still pending:

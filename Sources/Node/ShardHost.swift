@@ -44,15 +44,15 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     }
 
     let context: ShardContext
-    private let inbox = Mutex(Inbox())
-    private let wake = DispatchSemaphore(value: 0)
+    let inbox = Mutex(Inbox())
+    let wake = DispatchSemaphore(value: 0)
     let store: ReplicatedStore
     let reader: StoredEntryReader
     var groups: [Int: ShardGroup] = [:]
     var router: PublishRouter
-    private let onCommit: (CommitReport<PublishTicket>) -> Void
+    let onCommit: (CommitReport<PublishTicket>) -> Void
     private let send: @Sendable ([String: [PeerFrame]]) -> Void
-    private var outgoingRaft: [String: [ShardEnvelope]] = [:]
+    var outgoingRaft: [String: [ShardEnvelope]] = [:]
     private var outgoingFrames: [String: [PeerFrame]] = [:]
     private var lastRetentionMs: Int64 = 0
     var nextReadContext: UInt64 = 1
@@ -96,7 +96,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     let snapshotQueue = DispatchQueue(label: "chapar-snapshots")
     private var lastTrimMs: Int64 = 0
     /// A group has more to hand out right after its Ready was advanced.
-    private var readyAgain = false
+    var readyAgain = false
 
     init(
         context: ShardContext, store: ReplicatedStore, controllerState: ClusterState? = nil,
@@ -130,6 +130,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         publishHosted()
         refreshStatus(now: MonotonicClock.nowMs())
         prepareSnapshotDirectory()
+        store.onWriteDone { [wake] in wake.signal() }
     }
 
     func channelBounds() -> [String: ChannelBounds] { store.channelBounds() }
@@ -299,11 +300,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     private func cycle(now: Int64) {
         var persist: [RaftPersist] = []
         var commitsOnly: [RaftPersist] = []
-        var apply: [AppendInput] = []
-        var applyPositions: [ApplyPosition] = []
-        var appliedThrough: [Int: UInt64] = [:]
+        var committed = CommittedBatch()
         var readies: [Int: RaftReady] = [:]
-        var controllerEntries: [RaftEntry] = []
         var installs: [SnapshotInstall] = []
         var installing: [(shard: Int, key: SnapshotTransfers.Key, index: UInt64)] = []
         for (shard, group) in groups.sorted(by: { $0.key < $1.key }) {
@@ -330,33 +328,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 persist.append(RaftPersist(shard: shard, hardState: hard, entries: ready.entries.map(StoredRaftEntry.init)))
                 if let promises { group.loggedHard = promises }
             }
-            for entry in ready.committed {
-                // A repaired replica re-receives entries it had applied before the damage.
-                guard entry.index > group.appliedFloor else { continue }
-                appliedThrough[shard] = entry.index
-                guard entry.kind == .normal, !entry.data.isEmpty else { continue }
-                if shard == ShardContext.controllerShard { controllerEntries.append(entry); continue }
-                func add(_ input: AppendInput, payloadStart: Int, of count: Int, position: Int) {
-                    if apply.isEmpty {
-                        apply.reserveCapacity(count)
-                        applyPositions.reserveCapacity(count)
-                    }
-                    var input = input
-                    // The channel record points into this entry instead of copying its payload.
-                    input.reference = PayloadReference(shard: shard, index: entry.index, skip: payloadStart)
-                    apply.append(input)
-                    applyPositions.append((shard, entry.index, entry.term, position == count - 1))
-                }
-                if let own = router.proposed(shard: shard, index: entry.index, term: entry.term) {
-                    for (position, item) in own.enumerated() { add(item.input, payloadStart: item.payloadStart, of: own.count, position: position) }
-                } else if let decoded = try? ReplicatedPublish.decodeEntry(entry.data) {
-                    for (position, item) in decoded.enumerated() {
-                        add(item.publish.input, payloadStart: item.payloadStart, of: decoded.count, position: position)
-                    }
-                } else {
-                    context.logger.error("undecodable entry skipped", ["shard": "\(shard)", "index": "\(entry.index)"])
-                }
-            }
+            gather(ready.committed, shard: shard, into: &committed)
         }
         let copying = snapshots.copying
         guard !readies.isEmpty || !outgoingFrames.isEmpty || router.hasSettled || !copying.isEmpty else { return maybeHousekeep(now: now) }
@@ -379,10 +351,14 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         // Results of publishes forwarded to other nodes owe nothing to this write.
         reportSettled(appended: [])
         var appended: [ChannelAppend] = []
-        let controller = applyController(controllerEntries)
-        if !persist.isEmpty || !commitsOnly.isEmpty || !apply.isEmpty || !appliedThrough.isEmpty || !installs.isEmpty || !copying.isEmpty {
+        let controller = applyController(committed.controllerEntries)
+        if !persist.isEmpty || !commitsOnly.isEmpty || !committed.apply.isEmpty || !committed.appliedThrough.isEmpty || !installs.isEmpty
+            || !copying.isEmpty
+        {
             let startedMs = MonotonicClock.nowMs()
-            defer { noteSlowWrite(since: startedMs, persisted: persist.count, applied: apply.count, installs: installs.count, copying: copying.count) }
+            defer {
+                noteSlowWrite(since: startedMs, persisted: persist.count, applied: committed.apply.count, installs: installs.count, copying: copying.count)
+            }
             // Publishes are acknowledged as soon as their outcomes are decided, before this
             // cycle's sync and transaction commit: they are committed (a majority synced the
             // entries), and applying them is deterministic, so a crash now replays them from
@@ -394,11 +370,12 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             var afterSync: (outcomes: [AppendOutcome], positions: [ApplyPosition]) = ([], [])
             do throws(StorageError) {
                 (_, appended) = try store.commit(
-                    persist: persist, commitsOnly: commitsOnly, apply: apply, appliedThrough: appliedThrough, clusterState: controller?.state.encoded,
+                    persist: persist, commitsOnly: commitsOnly, apply: committed.apply, appliedThrough: committed.appliedThrough,
+                    clusterState: controller?.state.encoded,
                     installs: installs, staging: copying, stagingBytesMax: Self.snapshotCopyBytesPerCycle, now: WallClock.nowMs(),
                     staged: { outcomes in
                         var early: (outcomes: [AppendOutcome], positions: [ApplyPosition]) = ([], [])
-                        for (outcome, position) in zip(outcomes, applyPositions) {
+                        for (outcome, position) in zip(outcomes, committed.positions) {
                             let durable = syncedBefore[position.shard].map { position.index < $0 } ?? true
                             if durable { early.outcomes.append(outcome); early.positions.append(position) } else {
                                 afterSync.outcomes.append(outcome)
@@ -412,7 +389,8 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                         // not wait for SQLite's commit.
                         sendLate(late)
                         late = [:]
-                    })
+                    },
+                    whileWriting: installs.isEmpty && copying.isEmpty ? { [self] in workWhileWriting() } : nil)
                 settleApplied(afterSync.outcomes, positions: afterSync.positions)
             } catch {
                 // Raft's promises rest on this write; a node that cannot make it must stop
@@ -471,7 +449,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
 
     /// Settles the publishes of applied entries (`positions` line up with `outcomes`) and
     /// sends their acknowledgements and forwarded results.
-    private func settleApplied(_ outcomes: [AppendOutcome], positions: [ApplyPosition]) {
+    func settleApplied(_ outcomes: [AppendOutcome], positions: [ApplyPosition]) {
         guard !outcomes.isEmpty else { return }
         var settled = router.takeSettled()
         var entryOutcomes: [AppendOutcome] = []
@@ -486,9 +464,6 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         if !settled.isEmpty { onCommit(CommitReport(outcomes: settled, appended: [])) }
     }
 
-    /// Where an applied publish came from: its entry, and whether it is the entry's last.
-    typealias ApplyPosition = (shard: Int, index: UInt64, term: UInt64, last: Bool)
-
     /// A cycle transaction this long holds up every shard of the node: worth a line.
     static let slowWriteMs: Int64 = 100
 
@@ -502,7 +477,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
     }
 
     /// Hands what the router settled (and `appended` records) to the client loops.
-    private func reportSettled(appended: [ChannelAppend]) {
+    func reportSettled(appended: [ChannelAppend]) {
         let settled = router.takeSettled()
         if !settled.isEmpty || !appended.isEmpty { onCommit(CommitReport(outcomes: settled, appended: appended)) }
     }
@@ -511,7 +486,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
         outgoingFrames[node, default: []].append(frame)
     }
 
-    private func flushOutgoing() {
+    func flushOutgoing() {
         guard !outgoingRaft.isEmpty || !outgoingFrames.isEmpty else { return }
         // Raft messages of all shards for one node travel in one frame.
         var batched = outgoingFrames

@@ -65,3 +65,18 @@ public struct PayloadReference: Equatable, Sendable {
         self.skip = skip
     }
 }
+
+/// Committed entries a replication cycle applies while its entry-log write is in flight
+/// (`ReplicatedStore.commit(whileWriting:)`): their inputs, how far each replica then
+/// applied, and who gets the outcomes (lined up with `apply`).
+public struct AppliedWhileWriting {
+    public var apply: [AppendInput]
+    public var appliedThrough: [Int: UInt64]
+    public var staged: ([AppendOutcome]) -> Void
+
+    public init(apply: [AppendInput], appliedThrough: [Int: UInt64], staged: @escaping ([AppendOutcome]) -> Void) {
+        self.apply = apply
+        self.appliedThrough = appliedThrough
+        self.staged = staged
+    }
+}

@@ -108,6 +108,12 @@ final class EntryLog {
         return placed
     }
 
+    /// Whether the write `begin` started has ended (true when none is in flight).
+    var writeDone: Bool { pending == nil || flusher.poll() }
+
+    /// Runs on the log's thread when a write ends (see `JobThread.onDone`).
+    func onWriteDone(_ body: @escaping @Sendable () -> Void) { flusher.onDone = body }
+
     /// Waits for the write `begin` started; on failure the log's end is back where it was.
     func finish() throws(StorageError) {
         guard let at = pending else { return }

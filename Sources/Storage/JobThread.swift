@@ -17,7 +17,12 @@ final class JobThread: @unchecked Sendable {  // `job`, `result`: handed over by
     private var job: (() -> Int32?)?
     private var result: Int32?
     private var busy = false
+    /// The job in flight is known to be done (`poll` took its signal).
+    private var polledDone = false
     private var stopping = false
+    /// Runs on the thread after each job, once `poll` would see it done: lets an owner
+    /// that waits for other work too (a semaphore of its own) wake for this.
+    var onDone: (@Sendable () -> Void)?
     private var thread = pthread_t()
 
     private let name: String
@@ -46,9 +51,17 @@ final class JobThread: @unchecked Sendable {  // `job`, `result`: handed over by
     /// Waits for the job started last; its errno, or nil when it succeeded.
     func finish() -> Int32? {
         precondition(busy, "no job running on \(name)")
-        done.wait()
+        if !polledDone { done.wait() }
+        polledDone = false
         busy = false
         return result
+    }
+
+    /// Whether the job started last has ended (`finish` then returns at once).
+    func poll() -> Bool {
+        precondition(busy, "no job running on \(name)")
+        if !polledDone { polledDone = done.wait(timeout: .now()) == .success }
+        return polledDone
     }
 
     var inFlight: Bool { busy }
@@ -67,7 +80,9 @@ final class JobThread: @unchecked Sendable {  // `job`, `result`: handed over by
             if stopping { return }
             result = job!()
             job = nil
+            let notify = onDone
             done.signal()
+            notify?()
         }
     }
 }

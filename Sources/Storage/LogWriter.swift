@@ -78,6 +78,13 @@ final class LogWriter {
         var appended: [ChannelAppend] = []
         var channels: [String: ChannelState] = [:]
         var producers: [ProducerKey: ProducerState] = [:]
+
+        /// Takes in what a later `stage(over: self)` wrote (its outcomes stay its own).
+        mutating func merge(_ later: Staged) {
+            channels.merge(later.channels) { $1 }
+            producers.merge(later.producers) { $1 }
+            appended += later.appended
+        }
     }
 
     /// Stores `inputs` in one transaction. Outcomes line up with inputs. On failure the
@@ -97,15 +104,16 @@ final class LogWriter {
     }
 
     /// Writes `inputs` inside the caller's open transaction without touching the
-    /// in-memory state; call `adopt` once that transaction commits.
-    func stage(_ inputs: [AppendInput], now: Int64) throws(StorageError) -> Staged {
+    /// in-memory state; call `adopt` once that transaction commits. `base`: what an
+    /// earlier `stage` in the same transaction wrote, which these inputs follow.
+    func stage(_ inputs: [AppendInput], now: Int64, over base: Staged? = nil) throws(StorageError) -> Staged {
         var result = Staged()
         var staged: [String: ChannelState] = [:]
         var stagedProducers: [ProducerKey: ProducerState] = [:]
         result.outcomes.reserveCapacity(inputs.count)
         var appended: [String: [StoredRecord]] = [:]
         var order: [String] = []
-        var nextId = nextChannelId
+        var nextId = base.map { $0.channels.values.reduce(nextChannelId) { max($0, $1.id + 1) } } ?? nextChannelId
         // Batches arrive in runs of one channel (a Raft entry holds a cycle's publishes of
         // a channel): its state and records stay in locals until the channel changes,
         // instead of a few dictionary lookups by name per record.
@@ -129,14 +137,14 @@ final class LogWriter {
             if input.channel != currentName {
                 try park()
                 currentName = input.channel
-                state = staged[input.channel] ?? channels[input.channel] ?? {
+                state = staged[input.channel] ?? base?.channels[input.channel].map(Self.stored) ?? channels[input.channel] ?? {
                     defer { nextId += 1 }
                     return ChannelState(id: nextId, head: 0, earliest: 1, bytes: 0, lastTimestamp: 0, isNew: true)
                 }()
             }
             let key = ProducerKey(channelId: state.id, producer: input.producer?.id ?? 0)
             if let stamp = input.producer {
-                var known = stagedProducers[key] ?? producers[key]
+                var known = stagedProducers[key] ?? base?.producers[key] ?? producers[key]
                 if known == nil { known = try storedProducer(key) }
                 if let known, stamp.sequence <= known.sequence {
                     result.outcomes.append(.duplicate(offset: stamp.sequence == known.sequence ? known.offset : 0))
@@ -210,6 +218,13 @@ final class LogWriter {
     }
 
     /// Takes the staged state as current: its transaction committed.
+    /// A channel's state as staged earlier in the open transaction: its row exists now.
+    private static func stored(_ state: ChannelState) -> ChannelState {
+        var state = state
+        state.isNew = false
+        return state
+    }
+
     func adopt(_ staged: Staged) {
         for (name, var state) in staged.channels {
             state.isNew = false

@@ -99,10 +99,16 @@ public final class ReplicatedStore {
     /// commit index back, never below the applied index kept with the records.
     /// `synced` runs once everything `persist` holds is durable (before the transaction
     /// commits, unless `installs` need that commit): promises may go out from then on.
+    /// `whileWriting`, when given, is called once the entry log's write has started, and
+    /// again until that write has ended (it should wait for work, or for `onWriteDone`;
+    /// without `persist` there is no write and it is not called): what it returns is
+    /// applied in the same transaction, after `apply`, and its `staged` gets the outcomes.
+    /// Only entries persisted by an earlier `commit` may be applied that way.
     public func commit(
         persist: [RaftPersist], commitsOnly: [RaftPersist] = [], apply: [AppendInput], appliedThrough: [Int: UInt64], clusterState: [UInt8]? = nil,
         installs: [SnapshotInstall] = [], staging: [SnapshotStaging] = [], stagingBytesMax: Int = 8 << 20, now: Int64,
-        staged onStaged: ([AppendOutcome]) -> Void = { _ in }, synced onSynced: () -> Void = {}
+        staged onStaged: ([AppendOutcome]) -> Void = { _ in }, synced onSynced: () -> Void = {},
+        whileWriting: (() -> AppliedWhileWriting?)? = nil
     ) throws(StorageError) -> (outcomes: [AppendOutcome], appended: [ChannelAppend]) {
         // The cycle's write and sync of the entry log run on its own thread while the
         // statements below run here: they need only where the entries will lie. SQLite's
@@ -124,18 +130,32 @@ public final class ReplicatedStore {
             for (shard, index) in appliedThrough { try tables.setApplied(shard: shard, index: index) }
             if let clusterState { try tables.saveClusterState(clusterState) }
             onStaged(staged.outcomes)
+            var all = staged
+            if let whileWriting, installs.isEmpty, !persist.isEmpty {
+                repeat {
+                    guard let more = whileWriting(), !more.apply.isEmpty || !more.appliedThrough.isEmpty else { continue }
+                    let next = try writer.stage(more.apply, now: now, over: all)
+                    for (shard, index) in more.appliedThrough { try tables.setApplied(shard: shard, index: index) }
+                    all.merge(next)
+                    more.staged(next.outcomes)
+                } while !entryLog.writeDone
+            }
             try entryLog.finish()
             if installs.isEmpty { onSynced() }
             try end.run()
             if !installs.isEmpty { onSynced() }
-            writer.adopt(staged)
-            return (staged.outcomes, staged.appended)
+            writer.adopt(all)
+            return (staged.outcomes, all.appended)
         } catch {
             try? entryLog.finish()
             try? rollback.run()
             throw error
         }
     }
+
+    /// Runs on the entry log's thread whenever a write ends: lets a `whileWriting` that
+    /// waits on a semaphore of its own wake for it.
+    public func onWriteDone(_ body: @escaping @Sendable () -> Void) { entryLog.onWriteDone(body) }
 
     /// Between cycles, once their messages are out: copies the last frames of a long
     /// write-ahead log when the checkpointer asks, so the log starts over (`LogRestart`).
