@@ -86,7 +86,7 @@ extension ShardHost {
             touched.insert(shard)
         }
         for item in taken.results { router.resolve(request: item.request, item.result, host: self, now: now) }
-        for item in taken.forwards { router.acceptForwarded(item, host: self, now: now) }
+        router.acceptForwarded(taken.forwards, host: self, now: now)
         router.route(local: taken.publishes, host: self, now: now)
         touched.formUnion(router.proposeQueued(host: self, now: now))
         var batch = CommittedBatch()

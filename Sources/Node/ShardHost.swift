@@ -260,7 +260,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             takeSnapshotInputs(taken)
             for shard in taken.damaged { reader.flag(shard) }
             for item in taken.results { router.resolve(request: item.request, item.result, host: self, now: now) }
-            for item in taken.forwards { router.acceptForwarded(item, host: self, now: now) }
+            router.acceptForwarded(taken.forwards, host: self, now: now)
             for read in taken.reads { startRead(shard: read.shard, now: now, reply: read.reply) }
             for read in taken.remoteReads {
                 // Answer the asking follower once confirmed (the leader need not wait for its
