@@ -254,7 +254,7 @@ final class PublishRouter {  // guarded by: the replication thread
             entries.append(writer.finish())
             origins.append(packed)
             inputs.append(packedInputs)
-            let before = host.groups[shard]!.raft.lastIndex
+            let before = host.groups[shard]!.lastIndex
             if host.groups[shard]!.raft.propose(batch: entries) {
                 proposed.append(shard)
                 let term = host.groups[shard]!.raft.term

@@ -47,6 +47,16 @@ final class ShardGroup {
             applied: loaded?.lastApplied?.index ?? 0, compacted: compacted, compactedConfiguration: configuration, trimmed: trimmed,
             storage: { range in reader.read(shard: shard, range) }, repairingUntil: loaded?.damaged?.lastStored)
     }
+
+    // Raft's computed members read in place. Called as `raft.hasReady`, a getter of
+    // another module's struct gets a copy of the class's stored Raft — every array, set
+    // and dictionary in it retained and released again — and the cycle asks every group.
+
+    var hasReady: Bool { inPlace { $0.hasReady } }
+    var lastIndex: UInt64 { inPlace { $0.lastIndex } }
+    var appliedIndex: UInt64 { inPlace { $0.appliedIndex } }
+
+    private func inPlace<T>(_ body: (inout Raft) -> T) -> T { body(&raft) }
 }
 
 extension StoredRaftEntry {

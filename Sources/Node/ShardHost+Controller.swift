@@ -39,7 +39,7 @@ extension ShardHost {
             return reply(.notLeader(leader: group.raft.leader.flatMap { context.name(of: $0) }))
         }
         guard group.raft.propose(command.encoded) else { return reply(.failed("the controller refused the proposal")) }
-        controlsPending[group.raft.lastIndex] = (group.raft.term, reply)
+        controlsPending[group.lastIndex] = (group.raft.term, reply)
     }
 
     /// The state after `entries` (committed controller commands, in order), or nil if none.

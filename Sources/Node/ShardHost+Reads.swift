@@ -28,7 +28,7 @@ extension ShardHost {
         guard !confirmedReads.isEmpty else { return }
         var waiting: [(shard: Int, index: UInt64, deadline: Int64, reply: @Sendable (UInt64?) -> Void)] = []
         for read in confirmedReads {
-            if (groups[read.shard]?.raft.appliedIndex ?? 0) >= read.index { read.reply(read.index) }
+            if (groups[read.shard]?.appliedIndex ?? 0) >= read.index { read.reply(read.index) }
             else if read.deadline <= now { read.reply(nil) }
             else { waiting.append(read) }
         }

@@ -33,8 +33,8 @@ extension ShardHost {
     func trimLogs() {
         for shard in Array(groups.keys) {
             let keep = UInt64(context.raftLogKeep)
-            guard groups[shard]!.raft.appliedIndex > groups[shard]!.raft.snapshotIndex + keep else { continue }
-            let target = groups[shard]!.raft.appliedIndex - keep
+            guard groups[shard]!.appliedIndex > groups[shard]!.raft.snapshotIndex + keep else { continue }
+            let target = groups[shard]!.appliedIndex - keep
             groups[shard]!.raft.compact(through: target)
             do throws(StorageError) {
                 guard let trimmed = try store.trim(shard: shard, upTo: min(target, groups[shard]!.raft.logOffset)) else { continue }

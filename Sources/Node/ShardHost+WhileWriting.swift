@@ -103,7 +103,7 @@ extension ShardHost {
                 router.applied(shard: shard, index: entry.index, term: entry.term, outcomes: [], settled: &settled, host: self)
                 if entry.kind == .configuration { announceRemovals(shard: shard) }
             }
-            if groups[shard]!.raft.hasReady { readyAgain = true }
+            if groups[shard]!.hasReady { readyAgain = true }
         }
         flushOutgoing()
         if !settled.isEmpty { onCommit(CommitReport(outcomes: settled, appended: [])) }

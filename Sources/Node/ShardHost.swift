@@ -308,7 +308,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
             // Most groups have nothing in most cycles (a node holds many shards, a cycle
             // serves a few): asking first spares building and dropping an empty Ready per
             // group per cycle (with 256 shards, `ready()` was 7–12% of the thread).
-            guard group.raft.hasReady else { continue }
+            guard group.hasReady else { continue }
             let ready = group.raft.ready()
             guard !ready.isEmpty else { continue }
             readies[shard] = ready
@@ -415,11 +415,11 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 if entry.kind == .configuration { announceRemovals(shard: shard) }
             }
             groups[shard]!.raft.advance(ready)
-            if groups[shard]!.raft.hasReady { readyAgain = true }
+            if groups[shard]!.hasReady { readyAgain = true }
             if !ready.snapshotsWanted.isEmpty { produceSnapshots(shard: shard, for: ready.snapshotsWanted) }
             // Applied entries leave memory (they stay on disk for lagging followers).
             if groups[shard]!.raft.log.count > Self.inMemoryEntries * 2 {
-                groups[shard]!.raft.compact(through: groups[shard]!.raft.lastIndex - UInt64(Self.inMemoryEntries))
+                groups[shard]!.raft.compact(through: groups[shard]!.lastIndex - UInt64(Self.inMemoryEntries))
             }
         }
         // Only now, with every group's Ready advanced, may anything step or propose to a
