@@ -59,6 +59,15 @@ extension ShardHost {
         }
     }
 
+    /// Settles the committed entries of `shard` that hold no publishes (configurations,
+    /// a new leader's empty entry): their pending proposals, and replica removals.
+    func appliedOther(_ entries: [RaftEntry], shard: Int, settled: inout [(context: PublishTicket, outcome: AppendOutcome)]) {
+        for entry in entries where entry.kind != .normal || entry.data.isEmpty {
+            router.applied(shard: shard, index: entry.index, term: entry.term, outcomes: [], settled: &settled, host: self)
+            if entry.kind == .configuration { announceRemovals(shard: shard) }
+        }
+    }
+
     /// One turn while the write is in flight: waits for input or for the write's end
     /// (`ReplicatedStore.onWriteDone` signals `wake`), takes peers' Raft messages, forwarded
     /// results and publishes, and returns the committed publishes to apply now.
@@ -99,10 +108,7 @@ extension ShardHost {
             }
             let entries = groups[shard]!.raft.takeCommitted()
             gather(entries, shard: shard, into: &batch)
-            for entry in entries where entry.kind != .normal || entry.data.isEmpty {
-                router.applied(shard: shard, index: entry.index, term: entry.term, outcomes: [], settled: &settled, host: self)
-                if entry.kind == .configuration { announceRemovals(shard: shard) }
-            }
+            appliedOther(entries, shard: shard, settled: &settled)
             if groups[shard]!.hasReady { readyAgain = true }
         }
         flushOutgoing()

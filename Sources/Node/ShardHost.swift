@@ -410,10 +410,7 @@ final class ShardHost: @unchecked Sendable {  // inbox thread-safe; everything e
                 }
                 confirmedReads.append((shard, state.index, read.deadline, read.reply))
             }
-            for entry in ready.committed where entry.kind != .normal || entry.data.isEmpty {
-                router.applied(shard: shard, index: entry.index, term: entry.term, outcomes: [], settled: &settled, host: self)
-                if entry.kind == .configuration { announceRemovals(shard: shard) }
-            }
+            appliedOther(ready.committed, shard: shard, settled: &settled)
             groups[shard]!.raft.advance(ready)
             if groups[shard]!.hasReady { readyAgain = true }
             if !ready.snapshotsWanted.isEmpty { produceSnapshots(shard: shard, for: ready.snapshotsWanted) }
