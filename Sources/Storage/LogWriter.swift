@@ -217,7 +217,6 @@ final class LogWriter {
         try insertRun.run()
     }
 
-    /// Takes the staged state as current: its transaction committed.
     /// A channel's state as staged earlier in the open transaction: its row exists now.
     private static func stored(_ state: ChannelState) -> ChannelState {
         var state = state
@@ -225,6 +224,7 @@ final class LogWriter {
         return state
     }
 
+    /// Takes the staged state as current: its transaction committed.
     func adopt(_ staged: Staged) {
         for (name, var state) in staged.channels {
             state.isNew = false
