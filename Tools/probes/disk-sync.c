@@ -2,13 +2,16 @@
 // prepared: the figures behind "On a slow disk" in BENCHMARKS.md. Run by Tools/disk-sync-probe.
 //   disk-sync DIR DEVICE MODE BYTES COUNT WRITERS
 // MODE: grow (plain file), keep-size (fallocate KEEP_SIZE ahead, as the entry log does),
-// sized (fallocate setting the size), written (zeros written and synced first).
+// sized (fallocate setting the size), written (zeros written and synced first), filling
+// (written, while another thread writes zeros into a next file as fast as the appends
+// consume them: what preparing segments ahead costs).
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +20,9 @@ static size_t bytes;
 static int count;
 // Every writer prepared its file: the device's count is read between the two waits.
 static pthread_barrier_t prepared, counted;
+// Bytes appended so far, by all writers (the filler keeps up with them, no further).
+static _Atomic long appended, filled;
+static _Atomic int writing;
 
 static double seconds(void) {
     struct timespec t;
@@ -47,7 +53,7 @@ static void *writer(void *arg) {
     if (!strcmp(mode, "sized")) { fallocate(fd, 0, 0, total); fsync(fd); }
     void *buffer;
     if (posix_memalign(&buffer, 4096, bytes < (1 << 20) ? 1 << 20 : bytes)) exit(1);
-    if (!strcmp(mode, "written")) {
+    if (!strcmp(mode, "written") || !strcmp(mode, "filling")) {
         memset(buffer, 0, 1 << 20);
         for (off_t at = 0; at < total; at += 1 << 20) if (pwrite(fd, buffer, 1 << 20, at) < 0) { perror("pwrite"); exit(1); }
         fsync(fd);
@@ -58,12 +64,44 @@ static void *writer(void *arg) {
     double started = seconds();
     for (int i = 0; i < count; i++) {
         if (pwrite(fd, buffer, bytes, (off_t)i * bytes) != (ssize_t)bytes || fdatasync(fd) != 0) { perror("write"); exit(1); }
+        appended += (long)bytes;
     }
     double elapsed = seconds() - started;
     printf("  writer %ld: %.3f ms per sync, %.0f syncs/s\n", (long)arg, elapsed * 1e3 / count, count / elapsed);
     close(fd);
     unlink(path);
     free(buffer);
+    return NULL;
+}
+
+// Writes zeros into 64 MiB files, 1 MiB at a time, synced when full, never ahead of the
+// appends: the device work a node spends preparing its next segments.
+static void *filler(void *arg) {
+    (void)arg;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/disk-sync-filler.probe", dir);
+    void *zeros;
+    if (posix_memalign(&zeros, 4096, 1 << 20)) exit(1);
+    memset(zeros, 0, 1 << 20);
+    const off_t file = 64 << 20;
+    int fd = -1;
+    off_t at = file;
+    while (writing) {
+        if (filled + (1 << 20) > appended) { usleep(200); continue; }
+        if (at == file) {
+            if (fd >= 0) { fdatasync(fd); close(fd); }
+            unlink(path);
+            fd = open(path, O_RDWR | O_CREAT | O_DIRECT, 0600);
+            if (fd < 0) { perror(path); exit(1); }
+            at = 0;
+        }
+        if (pwrite(fd, zeros, 1 << 20, at) != 1 << 20) { perror("pwrite"); exit(1); }
+        at += 1 << 20;
+        filled += 1 << 20;
+    }
+    if (fd >= 0) close(fd);
+    unlink(path);
+    free(zeros);
     return NULL;
 }
 
@@ -78,8 +116,13 @@ int main(int argc, char **argv) {
     for (long i = 0; i < writers; i++) pthread_create(&threads[i], NULL, writer, (void *)i);
     pthread_barrier_wait(&prepared);
     long before = device_writes();
+    pthread_t fill;
+    writing = 1;
+    if (!strcmp(mode, "filling")) pthread_create(&fill, NULL, filler, NULL);
     pthread_barrier_wait(&counted);
     for (int i = 0; i < writers; i++) pthread_join(threads[i], NULL);
+    writing = 0;
+    if (!strcmp(mode, "filling")) pthread_join(fill, NULL);
     long after = device_writes();
     if (before >= 0) printf("  device writes per sync: %.2f\n", (double)(after - before) / ((double)count * writers));
     return 0;
