@@ -20,7 +20,8 @@ static size_t bytes;
 static int count;
 // Every writer prepared its file: the device's count is read between the two waits.
 static pthread_barrier_t prepared, counted;
-// Bytes appended so far, by all writers (the filler keeps up with them, no further).
+// What the writers appended and the filler wrote so far (it keeps up, no further), and
+// whether the writers are still at it. The device's count includes the filler's writes.
 static _Atomic long appended, filled;
 static _Atomic int writing;
 
