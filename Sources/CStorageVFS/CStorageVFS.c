@@ -1,16 +1,20 @@
 // A SQLite VFS whose write-ahead logs may coalesce writes (see include/CStorageVFS.h).
 //
-// Why it is safe for a log synced at every commit: SQLite writes a transaction's frames,
-// then syncs the log, and only then publishes the new frames to other connections (the
-// wal-index header). The sync writes the buffer first, so no other connection can see a
-// frame whose bytes are still here; this connection's own reads of the log write it
-// first too. What a crashed process had buffered was never committed. Writes are never
-// reordered: only a write that continues the buffer joins it; any other writes it first.
-// A file is used by one connection, and a connection by one thread at a time.
+// Why it is safe, synced or not: SQLite writes a transaction's frames (and syncs the log,
+// if it syncs commits), and only then publishes the new frames to other connections, by
+// writing the wal-index header twice with a shared-memory barrier between the copies;
+// readers take a header only when both copies agree. The barrier is called on the
+// database file, which knows its coalescing log and writes the buffer first: so no other
+// connection can see a frame whose bytes are still here, and the commit returns only
+// after they reached the OS. This connection's own reads of the log write it first too.
+// What a crashed process had buffered was never committed. Writes are never reordered:
+// only a write that continues the buffer joins it; any other writes it first. A file is
+// used by one connection, and a connection by one thread at a time.
 
 #include "CStorageVFS.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +28,8 @@ typedef struct CoalescingFile {
     sqlite3_int64 start;      // file offset of buffer[0]
     int length;               // bytes buffered
     long long calls, bytes;   // writes made while coalescing
+    struct CoalescingFile *log;    // on a database file: its coalescing log, if any
+    struct CoalescingFile *owner;  // on a coalescing log: the database file that knows it
 } CoalescingFile;
 
 static sqlite3_vfs coalescing;
@@ -84,6 +90,8 @@ static int xWrite(sqlite3_file *f, const void *data, int amount, sqlite3_int64 o
 
 static int xClose(sqlite3_file *f) {
     CoalescingFile *file = (CoalescingFile *)f;
+    if (file->owner != NULL) file->owner->log = NULL;
+    if (file->log != NULL) file->log->owner = NULL;
     int rc = flush(file);
     int closed = file->real->pMethods->xClose(file->real);
     free(file->buffer);
@@ -112,7 +120,18 @@ static int xDeviceCharacteristics(sqlite3_file *f) {
     sqlite3_file *real = ((CoalescingFile *)f)->real;
     return real->pMethods->xDeviceCharacteristics(real);
 }
-static void xShmBarrier(sqlite3_file *f) { sqlite3_file *real = ((CoalescingFile *)f)->real; real->pMethods->xShmBarrier(real); }
+// Called between the wal-index header's two copies: the log's buffered frames must be in
+// the file before the second copy publishes them. The barrier cannot report an error, and
+// publishing frames that are not there would show other connections pages that do not
+// exist: a failed write stops the process (the node replays its entry log at restart).
+static void xShmBarrier(sqlite3_file *f) {
+    CoalescingFile *file = (CoalescingFile *)f;
+    if (file->log != NULL && flush(file->log) != SQLITE_OK) {
+        fputs("chapar: writing the SQLite write-ahead log failed before publishing a commit\n", stderr);
+        abort();
+    }
+    file->real->pMethods->xShmBarrier(file->real);
+}
 
 #define METHODS(version) { version, xClose, xRead, xWrite, xTruncate, xSync, xFileSize, xLock, xUnlock, \
     xCheckReservedLock, xFileControl, xSectorSize, xDeviceCharacteristics, xShmMap, xShmLock, xShmBarrier, \
@@ -190,20 +209,28 @@ int chapar_vfs_register(void) {
     return registered;
 }
 
+static int isOurs(const sqlite3_file *file) {
+    const sqlite3_io_methods *methods = file->pMethods;
+    return methods == &methodsByVersion[0] || methods == &methodsByVersion[1] || methods == &methodsByVersion[2];
+}
+
 // The connection's write-ahead log, if it is open through this VFS.
 static CoalescingFile *logOf(sqlite3 *db) {
     sqlite3_file *log = NULL;
     if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log) != SQLITE_OK || log == NULL) return NULL;
-    const sqlite3_io_methods *methods = log->pMethods;
-    if (methods != &methodsByVersion[0] && methods != &methodsByVersion[1] && methods != &methodsByVersion[2]) return NULL;
-    return (CoalescingFile *)log;
+    return isOurs(log) ? (CoalescingFile *)log : NULL;
 }
 
 int chapar_vfs_coalesce_wal(sqlite3 *db) {
     CoalescingFile *file = logOf(db);
-    if (file == NULL) return SQLITE_MISUSE;
+    sqlite3_file *database = NULL;
+    if (file == NULL || sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &database) != SQLITE_OK
+        || database == NULL || !isOurs(database))
+        return SQLITE_MISUSE;
     if (file->buffer == NULL && (file->buffer = malloc(BUFFER_BYTES)) == NULL) return SQLITE_NOMEM;
     file->coalesce = 1;
+    file->owner = (CoalescingFile *)database;
+    file->owner->log = file;
     return SQLITE_OK;
 }
 

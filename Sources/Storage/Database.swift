@@ -29,9 +29,8 @@ final class Database {
 
     deinit { sqlite3_close_v2(handle) }
 
-    /// Gathers each commit's log writes into one pwrite (see Sources/CStorageVFS). Only
-    /// for a connection that syncs its log at every commit (`synchronous=FULL`): other
-    /// connections see a commit's frames only after that sync.
+    /// Gathers each commit's log writes into one pwrite (see Sources/CStorageVFS): other
+    /// connections see a commit's frames only after they were written.
     func coalesceLog() throws(StorageError) {
         let rc = chapar_vfs_coalesce_wal(handle)
         if rc != SQLITE_OK { throw error("chapar_vfs_coalesce_wal", rc) }

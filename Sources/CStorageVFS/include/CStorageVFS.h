@@ -10,10 +10,11 @@ int chapar_vfs_register(void);
 
 // Makes `db`'s write-ahead log (open: WAL mode, after its first transaction) gather
 // consecutive writes into one pwrite until the log is synced, read, sized, truncated or
-// closed (a WAL commit otherwise costs two pwrites per page: the 24-byte frame header,
-// then the page). ONLY for a connection that syncs the log at every commit
-// (`synchronous=FULL` in WAL mode): other connections learn of new frames only after that
-// sync. Returns SQLITE_OK, or SQLITE_MISUSE when the log is not open through this VFS.
+// closed, or a commit is published to other connections (a WAL commit otherwise costs two
+// pwrites per page: the 24-byte frame header, then the page). Any `synchronous` setting:
+// other connections learn of new frames only through the wal-index header, whose
+// publication writes the buffer first. Returns SQLITE_OK, or SQLITE_MISUSE when the
+// database or its log is not open through this VFS.
 int chapar_vfs_coalesce_wal(sqlite3 *db);
 
 // For tests: 1 and the write calls made and bytes written through `db`'s log since it
