@@ -16,7 +16,6 @@ const uint32_t CLINUX_EPOLLOUT = EPOLLOUT;
 const uint32_t CLINUX_EPOLLERR = EPOLLERR;
 const uint32_t CLINUX_EPOLLHUP = EPOLLHUP;
 const uint32_t CLINUX_EPOLLRDHUP = EPOLLRDHUP;
-const uint32_t CLINUX_EPOLLET = EPOLLET;
 const int CLINUX_O_DIRECT = O_DIRECT;
 
 int clinux_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }

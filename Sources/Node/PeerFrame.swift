@@ -63,20 +63,6 @@ enum PeerFrame: Equatable {
     func encoded() -> [UInt8] {
         // A RAFT frame may carry megabytes of entries: sized once, it is not copied as it grows.
         var writer = ByteWriter(capacity: capacityHint)
-        encode(framedInto: &writer)
-        return writer.finish()
-    }
-
-    /// Frames encoded back to back into one buffer sized once: what one write to a peer carries.
-    static func encoded(_ frames: [PeerFrame]) -> [UInt8] {
-        var writer = ByteWriter(capacity: frames.reduce(0) { $0 + $1.capacityHint })
-        for frame in frames { frame.encode(framedInto: &writer) }
-        return writer.finish()
-    }
-
-    /// Appends the frame, its length prefix included, to `writer`.
-    func encode(framedInto writer: inout ByteWriter) {
-        let start = writer.count
         writer.write(UInt32(0))
         switch self {
         case .hello(let hello):
@@ -147,7 +133,10 @@ enum PeerFrame: Equatable {
             writer.write(received)
             writer.write(UInt8(ok ? 1 : 0))
         }
-        writer.patch(UInt32(writer.count - start - 4), at: start)
+        var bytes = writer.finish()
+        let length = UInt32(bytes.count - 4)
+        withUnsafeBytes(of: length.bigEndian) { bytes.replaceSubrange(0..<4, with: $0) }
+        return bytes
     }
 
     /// Decodes one frame body (after its length).

@@ -9,13 +9,12 @@ import Glibc
 /// The peer links of a clustered node, on loop 0: one authenticated TCP connection per
 /// node pair (the node with the smaller id dials; the other accepts), learned from the
 /// peer addresses members announce in gossip. Frames received go to the replication
-/// thread; it writes its frames itself, through the links' writers in `outbox`.
+/// thread; frames to send come from it.
 final class PeerLinks: @unchecked Sendable {  // every stored property guarded by: loop 0's thread
     let loop: EventLoop
     let context: ShardContext
     let keyring: GossipKeyring
     let clusterId: String
-    let outbox: PeerOutbox
     private var listener: TCPListener?
     private var links: [String: PeerLink] = [:]
     private var handshaking: [ObjectIdentifier: PeerLink] = [:]
@@ -29,12 +28,8 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
     static let helloSkewMs: Int64 = 30_000
     static let redialMs: Int64 = 250
 
-    init(
-        loop: EventLoop, address: SocketAddress, context: ShardContext, keyring: GossipKeyring, clusterId: String,
-        outbox: PeerOutbox
-    ) throws(SystemError) {
+    init(loop: EventLoop, address: SocketAddress, context: ShardContext, keyring: GossipKeyring, clusterId: String) throws(SystemError) {
         self.loop = loop
-        self.outbox = outbox
         self.context = context
         self.keyring = keyring
         self.clusterId = clusterId
@@ -43,6 +38,14 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
     }
 
     var address: SocketAddress? { listener?.address }
+
+    /// Called on loop 0 with the replication thread's frames, by node.
+    func send(_ frames: [String: [PeerFrame]]) {
+        for (node, list) in frames {
+            guard let link = links[node] else { continue }  // Raft retries; forwards were checked
+            for frame in list { link.connection.send(frame.encoded()) }
+        }
+    }
 
     private func scheduleDial() {
         loop.schedule(afterMs: Self.redialMs) { [weak self] in
@@ -73,25 +76,18 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
     private func dialed(_ node: String, _ fd: Int32?) {
         dialing.remove(node)
         guard let fd else { return }
-        guard !closed, let link = link(fd: fd, peer: nil, node: node) else { return }
+        guard !closed, let connection = try? TCPConnection(fd: fd, loop: loop, peer: nil) else { Glibc.close(fd); return }
+        let link = PeerLink(links: self, connection: connection, node: node)
+        connection.delegate = link
         let body = PeerHello.body(clusterId: clusterId, node: context.localName, wallMs: WallClock.nowMs())
-        link.writer?.write(PeerFrame.hello(PeerHello(keyId: keyring.primary.id, body: body, tag: keyring.mac(body))).encoded())
+        connection.send(PeerFrame.hello(PeerHello(keyId: keyring.primary.id, body: body, tag: keyring.mac(body))).encoded())
         established(link, node: node)
     }
 
-    /// A link over a connected socket, or nil (the socket closed) if it cannot be watched.
-    private func link(fd: Int32, peer: SocketAddress?, node: String?) -> PeerLink? {
-        guard let connection = try? TCPConnection(fd: fd, loop: loop, peer: peer) else { Glibc.close(fd); return nil }
-        guard let link = try? PeerLink(links: self, connection: connection, socket: fd, node: node) else {
-            connection.close()
-            return nil
-        }
-        connection.delegate = link
-        return link
-    }
-
     private func accept(_ fd: Int32, _ peer: SocketAddress?) {
-        guard let link = link(fd: fd, peer: peer, node: nil) else { return }
+        guard let connection = try? TCPConnection(fd: fd, loop: loop, peer: peer) else { Glibc.close(fd); return }
+        let link = PeerLink(links: self, connection: connection, node: nil)
+        connection.delegate = link
         handshaking[ObjectIdentifier(link)] = link
         loop.schedule(afterMs: 5000) { [weak link] in
             if let link, link.node == nil { link.connection.close() }
@@ -121,7 +117,6 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
         // replaced, and does not report the node as down.
         let previous = links[node]
         links[node] = link
-        if let writer = link.writer { outbox.set(writer, for: node) }
         if let previous, previous !== link { previous.replaced = true; previous.connection.close() }
         context.setConnected(node, true)
         context.logger.info("peer link up", ["node": node])
@@ -149,23 +144,15 @@ final class PeerLinks: @unchecked Sendable {  // every stored property guarded b
 final class PeerLink: ConnectionDelegate {  // guarded by: loop 0's thread
     unowned let links: PeerLinks
     let connection: ByteStream
-    /// Frames out go through this, from any thread; `connection` only reads.
-    private(set) var writer: SocketWriter?
     private(set) var node: String?
     var replaced = false
     private var buffer: [UInt8] = []
     private var consumed = 0
 
-    /// A peer that leaves this much unread is cut off (Raft resends after it reconnects).
-    static let unreadBytesMax = 64 << 20
-
-    init(links: PeerLinks, connection: ByteStream, socket: Int32, node: String?) throws(SystemError) {
+    init(links: PeerLinks, connection: ByteStream, node: String?) {
         self.links = links
         self.connection = connection
         self.node = node
-        writer = try SocketWriter(socket: socket, loop: connection.loop, pendingBytesMax: Self.unreadBytesMax) { [weak self] reason in
-            self?.reject(reason)
-        }
     }
 
     func connection(_ connection: ByteStream, received bytes: UnsafeRawBufferPointer) {
@@ -208,10 +195,6 @@ final class PeerLink: ConnectionDelegate {  // guarded by: loop 0's thread
     func connectionWritable(_ connection: ByteStream) {}
 
     func connectionClosed(_ connection: ByteStream, error: SystemError?) {
-        if let writer {
-            writer.close()
-            if let node { links.outbox.remove(writer, for: node) }
-        }
         links.closed(self)
     }
 }

@@ -58,7 +58,7 @@ public final class RelayNode: Sendable {
             let host = try ShardHost(
                 context: shardContext, store: replicatedStore, controllerState: storedStates?.controller,
                 onCommit: onCommit,
-                send: { frames in links.outbox.send(frames) },
+                send: { frames in _ = links.loop?.execute { links.links?.send(frames) } },
                 onMapChange: { epoch in _ = links.loop?.execute { cluster.gossip?.setMapEpoch(epoch) } },
                 onShardDropped: { shard in
                     for box in loopTable.all { _ = box.context.loop.execute { box.context.replicaMoved(shard: shard) } }
@@ -163,7 +163,7 @@ public final class RelayNode: Sendable {
                 do {
                     let peerLinks = try PeerLinks(
                         loop: group.loops[0], address: peerAddress, context: shardContext, keyring: keyring,
-                        clusterId: config.membership.clusterId, outbox: links.outbox)
+                        clusterId: config.membership.clusterId)
                     peerLinks.deliver = { node, frame in shardHost.received(from: node, frame) }
                     peerLinks.down = { node in shardHost.linkDown(node) }
                     peerLinks.members = {
@@ -419,8 +419,7 @@ final class ListenerBox: @unchecked Sendable {  // listener guarded by: loop 0's
 }
 
 /// The peer links, owned by loop 0 and set once during init.
-final class PeerLinksBox: @unchecked Sendable {  // guarded by: loop 0's thread (loop set before use); outbox thread-safe
-    let outbox = PeerOutbox()
+final class PeerLinksBox: @unchecked Sendable {  // guarded by: loop 0's thread (loop set before use)
     var links: PeerLinks?
     var loop: EventLoop?
 }

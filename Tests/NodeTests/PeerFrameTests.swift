@@ -25,18 +25,6 @@ import Testing
         #expect(decoded == items)
     }
 
-    /// A cycle's frames for one node go out as one buffer: the same bytes as each frame
-    /// encoded alone, back to back, so the receiver reads them as before.
-    @Test func framesEncodedTogetherAreTheFramesOneAfterAnother() {
-        let frames: [PeerFrame] = [
-            .mapRequest(epoch: 7), .readIndex(request: 1, shard: 3),
-            .snapshotChunk(shard: 2, index: 9, offset: 0, total: 3, data: [1, 2, 3]),
-            .channelHead(request: 4, channel: "news"),
-        ]
-        #expect(PeerFrame.encoded(frames) == frames.flatMap { $0.encoded() })
-        #expect(PeerFrame.encoded([]).isEmpty)
-    }
-
     /// An entry's publishes decode back with where each payload starts; a channel name
     /// that breaks the rules (from a damaged or hostile entry) is refused, not applied.
     @Test func entriesOfPublishesDecodeAndBadNamesAreRefused() throws {

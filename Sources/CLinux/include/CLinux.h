@@ -16,7 +16,6 @@ extern const uint32_t CLINUX_EPOLLOUT;
 extern const uint32_t CLINUX_EPOLLERR;
 extern const uint32_t CLINUX_EPOLLHUP;
 extern const uint32_t CLINUX_EPOLLRDHUP;
-extern const uint32_t CLINUX_EPOLLET;
 
 int clinux_epoll_create(void);
 int clinux_epoll_add(int epfd, int fd, uint32_t events, uint64_t token);
