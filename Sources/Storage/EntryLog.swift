@@ -23,6 +23,9 @@ final class EntryLog {
     private var fd: Int32
     /// Writes the appends when the file system takes direct I/O (nil: buffered writes).
     private var direct: DirectAppender?
+    /// What a buffered append writes (with direct I/O, the appender's buffer holds it).
+    private let buffered = AlignedBytes(capacity: 64 << 10)
+    private let directIO: Bool
     /// Runs each append's write and sync while the caller goes on (`begin`, `finish`).
     private let flusher = JobThread(name: "chapar-entrylog")
     /// Where the append in flight started.
@@ -34,11 +37,13 @@ final class EntryLog {
     /// `watermark` (the end of what SQLite holds; nil: nothing yet). A torn last record
     /// (a cycle that never finished its sync) is cut off; an unreadable record followed by
     /// a later segment is damage and fails.
-    init(path: String, segmentBytesMax: UInt64 = 64 << 20, after watermark: (segment: UInt64, offset: UInt64)?)
+    /// `directIO` false: buffered appends even where the file system takes direct I/O.
+    init(path: String, segmentBytesMax: UInt64 = 64 << 20, after watermark: (segment: UInt64, offset: UInt64)?, directIO: Bool = true)
         throws(StorageError)
     {
         self.path = path
         self.segmentBytesMax = segmentBytesMax
+        self.directIO = directIO
         try Self.makeDirectory(path)
         let existing = try Self.segments(in: path)
         var records: [EntryLogRecord.Decoded] = []
@@ -69,7 +74,7 @@ final class EntryLog {
             end = 0
             try Self.create(segment, in: path)
         }
-        (fd, direct) = try Self.openForAppend(Self.name(segment, in: path))
+        (fd, direct) = try Self.openForAppend(Self.name(segment, in: path), direct: directIO)
         replayed = records
         if direct != nil {
             let kept = Int(end % UInt64(DirectAppender.blockBytes))
@@ -99,12 +104,19 @@ final class EntryLog {
     func begin(_ items: [RaftPersist], sync: Bool) throws(StorageError) -> [[(position: EntryPosition, crc: UInt32)]] {
         precondition(!flusher.inFlight, "an entry-log write is already in flight")
         if end >= segmentBytesMax { try rotate() }
-        var buffer = ByteWriter(capacity: items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
-        let placed = items.map { EntryLogRecord.append($0, to: &buffer, base: end, segment: segment) }
-        let bytes = buffer.bytes, at = end
+        // Encoded where the write reads them from (the appender's buffer, after the bytes
+        // of the block the end lies in): the flusher thread touches it only while a write
+        // is in flight, and none is.
+        let buffer = direct?.buffer ?? buffered
+        if direct == nil { buffer.count = 0 }
+        let first = buffer.count
+        buffer.reserve(items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
+        let base = end - UInt64(first)
+        let placed = items.map { EntryLogRecord.append($0, to: buffer, base: base, segment: segment) }
+        let at = end
         pending = at
-        end += UInt64(bytes.count)
-        flusher.start { [self] in write(bytes, at: at, sync: sync) }
+        end += UInt64(buffer.count - first)
+        flusher.start { [self] in write(at: at, sync: sync) }
         return placed
     }
 
@@ -124,17 +136,22 @@ final class EntryLog {
         }
     }
 
-    /// On the flusher's thread.
-    private func write(_ bytes: [UInt8], at offset: UInt64, sync: Bool) -> Int32? {
-        var failure = bytes.withUnsafeBytes { raw in
-            if let direct { direct.append(raw, fd: fd, at: offset) } else { Self.writeAll(fd, raw, at: offset) }
-        }
-        if failure == EINVAL, direct != nil {
-            // The file system took the flag but not these writes: append buffered from now on
-            // (over any zero padding past the end).
-            direct = nil
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~CLINUX_O_DIRECT)
-            failure = bytes.withUnsafeBytes { raw in Self.writeAll(fd, raw, at: offset) }
+    /// On the flusher's thread: writes what `begin` encoded at `offset`.
+    private func write(at offset: UInt64, sync: Bool) -> Int32? {
+        var failure: Int32?
+        if let direct {
+            failure = direct.appendBuffered(fd: fd, at: offset)
+            if failure == EINVAL {
+                // The file system took the flag but not these writes: append buffered from
+                // now on (over any zero padding past the end).
+                self.direct = nil
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~CLINUX_O_DIRECT)
+                failure = Self.writeAll(fd, direct.buffer.bytes(from: direct.tailCount), at: offset)
+            } else if failure != nil {
+                direct.discardBuffered()
+            }
+        } else {
+            failure = Self.writeAll(fd, buffered.bytes(), at: offset)
         }
         if let failure {
             failedCall = "pwrite"
@@ -160,7 +177,7 @@ final class EntryLog {
 
     private func rotate() throws(StorageError) {
         try Self.create(segment + 1, in: path)
-        let (next, appender) = try Self.openForAppend(Self.name(segment + 1, in: path), reusing: direct)
+        let (next, appender) = try Self.openForAppend(Self.name(segment + 1, in: path), direct: direct != nil, reusing: direct)
         close(fd)
         fd = next
         direct = appender
@@ -218,12 +235,14 @@ final class EntryLog {
 
     /// Opens a segment for appending, with direct I/O when its file system takes it
     /// (`reusing` an appender when there is one).
-    private static func openForAppend(_ name: String, reusing appender: DirectAppender? = nil) throws(StorageError)
+    private static func openForAppend(_ name: String, direct: Bool, reusing appender: DirectAppender? = nil) throws(StorageError)
         -> (fd: Int32, direct: DirectAppender?)
     {
-        let fd = open(name, O_RDWR | O_CLOEXEC | CLINUX_O_DIRECT)
-        if fd >= 0 { return (fd, appender ?? DirectAppender(tail: [])) }
-        guard errno == EINVAL else { throw failure("open(\(name))") }
+        if direct {
+            let fd = open(name, O_RDWR | O_CLOEXEC | CLINUX_O_DIRECT)
+            if fd >= 0 { return (fd, appender ?? DirectAppender(tail: [])) }
+            guard errno == EINVAL else { throw failure("open(\(name))") }
+        }
         let buffered = open(name, O_RDWR | O_CLOEXEC)
         if buffered < 0 { throw failure("open(\(name))") }
         return (buffered, nil)

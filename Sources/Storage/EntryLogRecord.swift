@@ -29,7 +29,7 @@ enum EntryLogRecord {
 
     /// Appends the record of `item` to `buffer`, whose first byte lies at `base` in the
     /// segment; returns where each entry's data lies (in `segment`) and its CRC.
-    static func append(_ item: RaftPersist, to buffer: inout ByteWriter, base: UInt64, segment: UInt64)
+    static func append(_ item: RaftPersist, to buffer: AlignedBytes, base: UInt64, segment: UInt64)
         -> [(position: EntryPosition, crc: UInt32)]
     {
         let start = buffer.count
@@ -38,7 +38,7 @@ enum EntryLogRecord {
         var crc: UInt32 = 0
         var covered = buffer.count
         func cover() {
-            crc = buffer.bytes.withUnsafeBytes { Checksum.crc32c(crc, UnsafeRawBufferPointer(rebasing: $0[covered...])) }
+            crc = buffer.crc32c(crc, from: covered)
             covered = buffer.count
         }
         buffer.write(typePersist)
