@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import ChaparCore
 
 /// A growable byte buffer aligned to `DirectAppender.blockBytes`, written big-endian like
 /// `ByteWriter`: what a direct write reads from. The entry log encodes each cycle's records
