@@ -10,9 +10,7 @@ final class AlignedBytes {
     private(set) var base: UnsafeMutableRawPointer
     private(set) var capacity: Int
     /// Bytes written so far.
-    var count = 0 {
-        didSet { precondition(count >= 0 && count <= capacity, "count outside the buffer") }
-    }
+    private(set) var count = 0
 
     init(capacity: Int = 1 << 20) {
         self.capacity = max(capacity, DirectAppender.blockBytes)
@@ -73,8 +71,15 @@ final class AlignedBytes {
         Checksum.crc32c(crc, UnsafeRawBufferPointer(start: base + start, count: count - start))
     }
 
+    /// Forgets the bytes from `end` on.
+    func truncate(to end: Int) {
+        precondition(end >= 0 && end <= count, "truncating outside the written bytes")
+        count = end
+    }
+
     /// Keeps only the bytes from `start` on, moved to the front.
     func keep(from start: Int) {
+        precondition(start >= 0 && start <= count, "keeping from outside the written bytes")
         memmove(base, base + start, count - start)
         count -= start
     }

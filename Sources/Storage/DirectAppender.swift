@@ -30,7 +30,7 @@ final class DirectAppender {
     /// Starts over on a file whose last partial block holds `tail`.
     func start(tail: [UInt8]) {
         precondition(tail.count < Self.blockBytes)
-        buffer.count = 0
+        buffer.truncate(to: 0)
         buffer.write(contentsOf: tail)
         tailCount = tail.count
     }
@@ -59,5 +59,5 @@ final class DirectAppender {
     }
 
     /// Drops what was added to `buffer` since the last append.
-    func discardBuffered() { buffer.count = tailCount }
+    func discardBuffered() { buffer.truncate(to: tailCount) }
 }

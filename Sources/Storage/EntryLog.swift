@@ -24,7 +24,7 @@ final class EntryLog {
     /// Writes the appends when the file system takes direct I/O (nil: buffered writes).
     private var direct: DirectAppender?
     /// What a buffered append writes (with direct I/O, the appender's buffer holds it).
-    private let buffered = AlignedBytes(capacity: 64 << 10)
+    private lazy var buffered = AlignedBytes(capacity: 64 << 10)
     private let directIO: Bool
     /// Runs each append's write and sync while the caller goes on (`begin`, `finish`).
     private let flusher = JobThread(name: "chapar-entrylog")
@@ -108,7 +108,7 @@ final class EntryLog {
         // of the block the end lies in): the flusher thread touches it only while a write
         // is in flight, and none is.
         let buffer = direct?.buffer ?? buffered
-        if direct == nil { buffer.count = 0 }
+        if direct == nil { buffer.truncate(to: 0) }
         let first = buffer.count
         buffer.reserve(items.reduce(64) { $0 + 64 + $1.entries.reduce(0) { $0 + 40 + $1.data.count } })
         let base = end - UInt64(first)
